@@ -1,0 +1,567 @@
+// Package bucketer seals the log into immutable, pre-gzipped per-second
+// buckets and 10-second segments, as a pure function of the log: a message
+// belongs to the second of the log's own timestamp, and a second is sealed
+// once the log holds an entry stamped at or after second + 1 + grace, so a
+// restarted writer, a second writer and a backfill all produce the same bytes.
+package bucketer
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/danmaku/danmaku/internal/keys"
+	"github.com/danmaku/danmaku/internal/logstream"
+)
+
+// Object is one sealed bucket or segment, ready to store.
+type Object struct {
+	Kind     keys.Kind
+	Room     string
+	Second   int64  // the bucket's second, or the segment's first
+	Key      string // store key == URL path without the leading slash
+	Body     []byte // gzip of the JSON body
+	ETag     string // strong entity tag, quoted
+	Messages int
+	// Durable means a previous run already stored this object: a replay
+	// after restart rebuilds it only to refill the origin's ring.
+	Durable bool
+}
+
+// NewObject gzips a JSON body and fills in the key and entity tag.
+func NewObject(kind keys.Kind, room string, second int64, raw []byte, messages int) Object {
+	gz := Gzip(raw)
+	return Object{
+		Kind:     kind,
+		Room:     room,
+		Second:   second,
+		Key:      keys.Key(kind, room, second),
+		Body:     gz,
+		ETag:     ETag(gz),
+		Messages: messages,
+	}
+}
+
+// ETag returns the strong entity tag of stored bytes: the quoted hex MD5,
+// which is also what S3 answers for the same object.
+func ETag(body []byte) string {
+	sum := md5.Sum(body)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// Batch is everything newly sealed when the log moved past a second: every
+// second in (From, Through] is final.
+type Batch struct {
+	From, Through int64
+	Objects       []Object
+	done          func(*Batch)
+}
+
+// Done tells the bucketer every object of the batch is durable. Sinks call it
+// once per batch, in the order they received the batches.
+func (b *Batch) Done() { b.done(b) }
+
+// Sink receives sealed batches. Seal may return before the objects are
+// durable, and may block to push back.
+type Sink interface {
+	Seal(ctx context.Context, b *Batch) error
+}
+
+// Source is the log, read in order.
+type Source interface {
+	// Read calls fn for every entry from sequence from on, in log order,
+	// until ctx ends or fn returns an error.
+	Read(ctx context.Context, from uint64, partitions []int, fn func(logstream.Entry) error) error
+	// LastSeq is the sequence of the newest entry.
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Checkpoints keeps the bucketer's resume point in the log.
+type Checkpoints interface {
+	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
+	SaveCheckpoint(ctx context.Context, name string, value []byte) error
+}
+
+// Config configures a Bucketer.
+type Config struct {
+	Source      Source
+	Checkpoints Checkpoints
+	Sink        Sink
+	// Name keys the checkpoint; if blank, defaults to "all".
+	Name string
+	// Partitions to read; nil reads every room.
+	Partitions []int
+	// Grace is how far past a second's end the log must be before it seals;
+	// if 0, defaults to 100ms. It absorbs clock steps between log servers.
+	Grace time.Duration
+	// Logger; if nil, slog.Default().
+	Logger *slog.Logger
+	// Registerer for metrics; if nil, metrics are not registered.
+	Registerer prometheus.Registerer
+}
+
+// Checkpoint is where a restarted bucketer resumes: reading from Seq with
+// every second before Second already sealed rebuilds every object that
+// might not be durable, and every object up to Published is.
+type Checkpoint struct {
+	Seq       uint64 `json:"seq"`
+	Second    int64  `json:"second"`
+	Published int64  `json:"published"`
+}
+
+// Bucketer turns log entries into sealed batches.
+type Bucketer struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	// Loop state, owned by Run's goroutine.
+	sealed    int64 // every second ≤ sealed is sealed; -1 before the first entry
+	highMS    int64 // newest log timestamp seen, unix ms
+	nextSeq   uint64
+	rooms     map[string]*room
+	windows   []window // segment windows with entries that are not all durable
+	inflight  []*Batch // handed to the sink, not yet done, in order
+	published int64    // every object of a second ≤ published is durable
+	durableTo int64    // from the checkpoint: objects up to here were stored by an earlier run
+	saved     Checkpoint
+
+	// doneMu guards doneQ, batches the sink finished.
+	doneMu  sync.Mutex
+	doneQ   []*Batch
+	doneSig chan struct{}
+
+	// readyMu guards ready.
+	readyMu sync.Mutex
+	ready   bool
+}
+
+type window struct {
+	start    int64
+	firstSeq uint64
+}
+
+type room struct {
+	entries []placed // in log order, sealed or not, until their segment is sealed
+}
+
+type placed struct {
+	second int64
+	entry
+}
+
+// New checks cfg and returns a Bucketer.
+func New(cfg Config) (*Bucketer, error) {
+	if cfg.Source == nil || cfg.Checkpoints == nil || cfg.Sink == nil {
+		return nil, errors.New("bucketer: source, checkpoints and sink are required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "all"
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = 100 * time.Millisecond
+	}
+	if cfg.Grace < 0 {
+		return nil, fmt.Errorf("bucketer: negative grace %v", cfg.Grace)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Bucketer{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: newMetrics(cfg.Registerer),
+		sealed:  -1,
+		rooms:   make(map[string]*room),
+		doneSig: make(chan struct{}, 1),
+	}, nil
+}
+
+// Ready reports whether the bucketer has caught up with the log since it
+// started.
+func (b *Bucketer) Ready() bool {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	return b.ready
+}
+
+func (b *Bucketer) setReady() {
+	b.readyMu.Lock()
+	if !b.ready {
+		b.ready = true
+		b.log.Info("writer caught up with the log", "sealed", b.sealed, "seq", b.nextSeq-1)
+	}
+	b.readyMu.Unlock()
+}
+
+// Run reads the log from the checkpoint and seals until ctx ends. On the way
+// out it waits (up to drain) for the sink to finish what it was given and
+// saves the checkpoint.
+func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
+	ck, err := b.loadCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	b.saved = ck
+	b.nextSeq = max(ck.Seq, 1)
+	b.published = ck.Published
+	b.durableTo = ck.Published
+	if ck.Second > 0 {
+		b.sealed = ck.Second - 1
+	}
+	last, err := b.cfg.Source.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("bucketer: %w", err)
+	}
+	b.log.Info("writer resuming", "seq", b.nextSeq, "sealed", b.sealed, "published", b.published, "log_last", last)
+	if last < b.nextSeq {
+		b.setReady()
+	}
+	if ck.Published > 0 {
+		// Tell the sink (and through it the origin) what an earlier run made
+		// durable, before the replay re-seals from further back.
+		resume := &Batch{From: ck.Published, Through: ck.Published, done: b.finished}
+		if err := b.cfg.Sink.Seal(ctx, resume); err != nil {
+			return fmt.Errorf("bucketer: resume: %w", err)
+		}
+		b.inflight = append(b.inflight, resume)
+	}
+
+	readCtx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	entries := make(chan logstream.Entry, 1024)
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- b.cfg.Source.Read(readCtx, b.nextSeq, b.cfg.Partitions, func(e logstream.Entry) error {
+			select {
+			case entries <- e:
+				return nil
+			case <-readCtx.Done():
+				return readCtx.Err()
+			}
+		})
+	}()
+
+	for {
+		select {
+		case e := <-entries:
+			if err := b.process(ctx, e); err != nil {
+				return b.shutdown(err, drain)
+			}
+		case <-b.doneSig:
+			b.completed(ctx)
+		case err := <-readErr:
+			if ctx.Err() == nil {
+				return b.shutdown(fmt.Errorf("bucketer: %w", err), drain)
+			}
+			return b.shutdown(nil, drain)
+		case <-ctx.Done():
+			return b.shutdown(nil, drain)
+		}
+	}
+}
+
+func (b *Bucketer) shutdown(cause error, drain time.Duration) error {
+	deadline := time.NewTimer(drain)
+	defer deadline.Stop()
+	for len(b.inflight) > 0 {
+		select {
+		case <-b.doneSig:
+			b.completed(context.Background())
+		case <-deadline.C:
+			b.log.Warn("writer stopping with batches not yet durable; they will be rebuilt from the log on restart",
+				"batches", len(b.inflight))
+			return cause
+		}
+	}
+	return cause
+}
+
+func (b *Bucketer) loadCheckpoint(ctx context.Context) (Checkpoint, error) {
+	raw, err := b.cfg.Checkpoints.LoadCheckpoint(ctx, b.cfg.Name)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("bucketer: %w", err)
+	}
+	var ck Checkpoint
+	if raw != nil {
+		if err := json.Unmarshal(raw, &ck); err != nil {
+			return Checkpoint{}, fmt.Errorf("bucketer: checkpoint %s: %w", b.cfg.Name, err)
+		}
+	}
+	return ck, nil
+}
+
+// process applies one log entry: place it in its second, then seal whatever
+// the log has now moved past.
+func (b *Bucketer) process(ctx context.Context, e logstream.Entry) error {
+	b.nextSeq = e.Seq + 1
+	ms := e.Time.UnixMilli()
+	second := floorDiv(ms, 1000)
+	if b.sealed < 0 {
+		b.sealed = second - 1
+	}
+	// A second is never reopened: if the log's clock stepped back past a
+	// sealed second, the entry joins the first open one.
+	if second <= b.sealed {
+		second = b.sealed + 1
+	}
+	b.noteWindow(keys.SegmentStart(second), e.Seq)
+	b.metrics.entries.Inc()
+	if e.Room != "" {
+		b.place(e, second, ms)
+	}
+	if ms > b.highMS {
+		b.highMS = ms
+	}
+	if e.Pending == 0 {
+		b.setReady()
+	}
+	// The newest S with S+1+grace ≤ high water.
+	through := floorDiv(b.highMS-b.cfg.Grace.Milliseconds(), 1000) - 1
+	if through > b.sealed {
+		return b.seal(ctx, through)
+	}
+	return nil
+}
+
+func (b *Bucketer) noteWindow(start int64, seq uint64) {
+	for i := len(b.windows) - 1; i >= 0; i-- {
+		if b.windows[i].start == start {
+			return
+		}
+	}
+	b.windows = append(b.windows, window{start: start, firstSeq: seq})
+}
+
+func (b *Bucketer) place(e logstream.Entry, second, ms int64) {
+	post, err := logstream.DecodePost(e.Data)
+	if err != nil {
+		// Ingest validated it, so this is a foreign or damaged entry;
+		// skipping it is the same decision on every rebuild.
+		b.metrics.skipped.Inc()
+		b.log.Error("skipping unreadable log entry", "seq", e.Seq, "room", e.Room, "err", err)
+		return
+	}
+	offset := ms - second*1000
+	if offset < 0 { // moved forward into an open second
+		offset = 0
+	}
+	msgs := make([]text, len(post.Messages))
+	for i, m := range post.Messages {
+		msgs[i] = text{text: m.Text, color: m.Color & 0xFFFFFF, mode: Mode(m.Mode)}
+		if msgs[i].mode > Bottom {
+			msgs[i].mode = Scroll
+		}
+	}
+	r := b.rooms[e.Room]
+	if r == nil {
+		r = &room{}
+		b.rooms[e.Room] = r
+	}
+	r.entries = append(r.entries, placed{second: second, entry: entry{
+		seq: e.Seq, ms: int(offset), user: post.UserID, name: post.UserName, msgs: msgs,
+	}})
+	b.metrics.messages.Add(float64(len(msgs)))
+}
+
+// seal seals every second in (b.sealed, through] and hands the batch to the
+// sink.
+func (b *Bucketer) seal(ctx context.Context, through int64) error {
+	batch := &Batch{From: b.sealed, Through: through, done: b.finished}
+	for name, r := range b.rooms {
+		batch.Objects = b.sealRoom(batch.Objects, name, r, through)
+		if len(r.entries) == 0 {
+			delete(b.rooms, name)
+		}
+	}
+	now := time.Now()
+	for _, o := range batch.Objects {
+		if o.Kind == keys.Bucket {
+			b.metrics.buckets.Inc()
+			b.metrics.bucketBytes.Observe(float64(len(o.Body)))
+		} else {
+			b.metrics.segments.Inc()
+		}
+	}
+	b.sealed = through
+	b.metrics.sealed.Set(float64(through))
+	b.metrics.sealDelay.Observe(now.Sub(time.Unix(through+1, 0)).Seconds())
+	if err := b.cfg.Sink.Seal(ctx, batch); err != nil {
+		return fmt.Errorf("bucketer: seal through %d: %w", through, err)
+	}
+	b.inflight = append(b.inflight, batch)
+	return nil
+}
+
+// sealRoom appends the objects of room name sealed by moving to through:
+// one bucket per newly sealed second with messages, one segment per newly
+// complete window with messages.
+func (b *Bucketer) sealRoom(objs []Object, name string, r *room, through int64) []Object {
+	// Buckets, in second order. Entries are in log order, which is second
+	// order except across clock steps, so gather per second.
+	var seconds []int64
+	for _, p := range r.entries {
+		if p.second > b.sealed && p.second <= through {
+			seconds = appendUnique(seconds, p.second)
+		}
+	}
+	for _, s := range seconds {
+		var es []entry
+		n := 0
+		for _, p := range r.entries {
+			if p.second == s {
+				es = append(es, p.entry)
+				n += len(p.msgs)
+			}
+		}
+		o := NewObject(keys.Bucket, name, s, encode(name, s, 1, es), n)
+		o.Durable = s <= b.durableTo
+		objs = append(objs, o)
+	}
+	// Segments whose last second is now sealed.
+	keep := r.entries[:0]
+	var segStarts []int64
+	for _, p := range r.entries {
+		w := keys.SegmentStart(p.second)
+		if w+keys.SegmentSeconds-1 <= through {
+			segStarts = appendUnique(segStarts, w)
+		}
+	}
+	for _, w := range segStarts {
+		var es []entry
+		n := 0
+		for _, p := range r.entries {
+			if keys.SegmentStart(p.second) == w {
+				e := p.entry
+				e.ms += int(p.second-w) * 1000
+				es = append(es, e)
+				n += len(p.msgs)
+			}
+		}
+		o := NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es), n)
+		o.Durable = w+keys.SegmentSeconds-1 <= b.durableTo
+		objs = append(objs, o)
+	}
+	for _, p := range r.entries {
+		if keys.SegmentStart(p.second)+keys.SegmentSeconds-1 > through {
+			keep = append(keep, p)
+		}
+	}
+	clear(r.entries[len(keep):])
+	r.entries = keep
+	return objs
+}
+
+func appendUnique(s []int64, v int64) []int64 {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// finished is Batch.Done: it may run on any goroutine.
+func (b *Bucketer) finished(batch *Batch) {
+	b.doneMu.Lock()
+	b.doneQ = append(b.doneQ, batch)
+	b.doneMu.Unlock()
+	select {
+	case b.doneSig <- struct{}{}:
+	default:
+	}
+}
+
+// completed takes the batches the sink finished, advances the published
+// watermark and saves the checkpoint when it moved.
+func (b *Bucketer) completed(ctx context.Context) {
+	b.doneMu.Lock()
+	q := b.doneQ
+	b.doneQ = nil
+	b.doneMu.Unlock()
+	for _, d := range q {
+		if len(b.inflight) == 0 || b.inflight[0] != d {
+			b.log.Error("sink finished batches out of order; ignoring", "through", d.Through)
+			continue
+		}
+		b.inflight = b.inflight[1:]
+		// A replay re-seals seconds an earlier run published; never move back.
+		b.published = max(b.published, d.Through)
+	}
+	b.metrics.published.Set(float64(b.published))
+	// Drop windows whose every second is durable.
+	keep := b.windows[:0]
+	for _, w := range b.windows {
+		if w.start+keys.SegmentSeconds-1 > b.published {
+			keep = append(keep, w)
+		}
+	}
+	b.windows = keep
+	ck := Checkpoint{Seq: b.nextSeq, Second: keys.SegmentStart(b.published + 1), Published: b.published}
+	for _, w := range b.windows {
+		if w.firstSeq < ck.Seq {
+			ck.Seq = w.firstSeq
+		}
+		if w.start < ck.Second {
+			ck.Second = w.start
+		}
+	}
+	if ck == b.saved {
+		return
+	}
+	raw, _ := json.Marshal(ck)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := b.cfg.Checkpoints.SaveCheckpoint(sctx, b.cfg.Name, raw); err != nil {
+		b.metrics.checkpointErrors.Inc()
+		b.log.Warn("saving checkpoint failed; a restart will replay further back", "err", err)
+		return
+	}
+	b.saved = ck
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+type metrics struct {
+	entries, messages, skipped prometheus.Counter
+	buckets, segments          prometheus.Counter
+	checkpointErrors           prometheus.Counter
+	bucketBytes, sealDelay     prometheus.Histogram
+	sealed, published          prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		entries:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_log_entries_total", Help: "Log entries read, ticks included."}),
+		messages:         prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_messages_total", Help: "Messages placed into buckets."}),
+		skipped:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_skipped_entries_total", Help: "Log entries skipped because they could not be decoded."}),
+		buckets:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_buckets_sealed_total", Help: "Non-empty buckets sealed."}),
+		segments:         prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_segments_sealed_total", Help: "Non-empty segments sealed."}),
+		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_checkpoint_errors_total", Help: "Failed checkpoint saves."}),
+		bucketBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_bucket_bytes", Help: "Gzipped size of sealed buckets.",
+			Buckets: prometheus.ExponentialBuckets(64, 2, 12)}),
+		sealDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_seal_delay_seconds", Help: "Time from the end of a second to its seal.",
+			Buckets: []float64{.05, .1, .15, .2, .3, .5, 1, 2, 5, 10}}),
+		sealed:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_writer_sealed_second", Help: "Newest sealed unix second."}),
+		published: prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_writer_published_second", Help: "Newest unix second whose objects are all durable."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.checkpointErrors,
+			m.bucketBytes, m.sealDelay, m.sealed, m.published)
+	}
+	return m
+}

@@ -1,0 +1,477 @@
+package bucketer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Version is the body format written by this package.
+const Version = 1
+
+// Mode is where a comment is drawn.
+type Mode uint8
+
+// The modes a message can have.
+const (
+	Scroll Mode = iota // flies right to left
+	Top                // pinned at the top
+	Bottom             // pinned at the bottom
+)
+
+var modeNames = [...]string{"scroll", "top", "bottom"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMode parses "scroll", "top" or "bottom".
+func ParseMode(s string) (Mode, bool) {
+	for i, n := range modeNames {
+		if s == n {
+			return Mode(i), true
+		}
+	}
+	return 0, false
+}
+
+// DefaultColor is white, the color of a message that names none.
+const DefaultColor = 0xFFFFFF
+
+// Message is one comment as a player sees it.
+type Message struct {
+	ID       string `json:"id"`        // stable and unique: the log sequence, ".index" within a batch
+	Second   int64  `json:"second"`    // unix second of the bucket holding it
+	OffsetMS int    `json:"offset_ms"` // milliseconds into that second
+	UserID   string `json:"user_id"`
+	UserName string `json:"user_name"`
+	Text     string `json:"text"`
+	Color    uint32 `json:"color"` // 0xRRGGBB
+	Mode     Mode   `json:"mode"`
+}
+
+// Body is a decoded bucket (Seconds == 1) or segment (Seconds == 10).
+type Body struct {
+	Room     string
+	Start    int64
+	Seconds  int
+	Messages []Message
+}
+
+// MessageID returns the id of message index of a log entry holding count
+// messages: the sequence alone for a single message, "seq.index" in a batch.
+func MessageID(seq uint64, index, count int) string {
+	if count == 1 {
+		return strconv.FormatUint(seq, 10)
+	}
+	return strconv.FormatUint(seq, 10) + "." + strconv.Itoa(index)
+}
+
+// ParseMessageID splits a message id into its log sequence and index.
+func ParseMessageID(id string) (seq uint64, index int, err error) {
+	s, i, batch := strings.Cut(id, ".")
+	seq, err = strconv.ParseUint(s, 10, 64)
+	if err != nil || seq == 0 || (len(s) > 1 && s[0] == '0') {
+		return 0, 0, fmt.Errorf("bucketer: bad message id %q", id)
+	}
+	if batch {
+		n, err := strconv.ParseUint(i, 10, 31)
+		if err != nil || (len(i) > 1 && i[0] == '0') {
+			return 0, 0, fmt.Errorf("bucketer: bad message id %q", id)
+		}
+		index = int(n)
+	}
+	return seq, index, nil
+}
+
+// entry is one log entry placed in a bucket: the unit of the columnar layout.
+type entry struct {
+	seq  uint64
+	ms   int // milliseconds since the object's start second
+	user string
+	name string
+	msgs []text
+}
+
+type text struct {
+	text  string
+	color uint32
+	mode  Mode
+}
+
+// The body is JSON laid out in columns for size: one row per log entry (a
+// POST: one user, one timestamp, one or more messages), one row per message
+// for text, color and mode. Sequences and offsets are delta-coded, users
+// are indexed into a table in order of first appearance, and columns that
+// hold only defaults are left out:
+//
+//	{"v":1,"room":"lobby","start":1764318000,"seconds":1,
+//	 "seq":[1201,3,1],      entry log sequences, first absolute then deltas
+//	 "count":[1,1,2],       messages per entry (absent: all 1)
+//	 "ms":[12,293,50],      entry offsets in ms since start, delta-coded
+//	 "user":[0,1,0],        index into users (absent: all 0)
+//	 "users":[["u1","Alice"],["u2","Bo"]],
+//	 "text":["hi","草","哈哈","wow"],
+//	 "color":[16777215,…],  0xRRGGBB per message (absent: all white)
+//	 "mode":[0,2,…]}        0 scroll, 1 top, 2 bottom (absent: all scroll)
+func encode(room string, start int64, seconds int, entries []entry) []byte {
+	b := make([]byte, 0, 128+64*len(entries))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, Version, 10)
+	b = append(b, `,"room":`...)
+	b = appendString(b, room)
+	b = append(b, `,"start":`...)
+	b = strconv.AppendInt(b, start, 10)
+	b = append(b, `,"seconds":`...)
+	b = strconv.AppendInt(b, int64(seconds), 10)
+	if len(entries) == 0 {
+		return append(b, '}')
+	}
+
+	b = append(b, `,"seq":[`...)
+	var prevSeq uint64
+	for i, e := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(e.seq-prevSeq), 10)
+		prevSeq = e.seq
+	}
+	b = append(b, ']')
+
+	allSingle := true
+	for _, e := range entries {
+		allSingle = allSingle && len(e.msgs) == 1
+	}
+	if !allSingle {
+		b = append(b, `,"count":[`...)
+		for i, e := range entries {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(len(e.msgs)), 10)
+		}
+		b = append(b, ']')
+	}
+
+	b = append(b, `,"ms":[`...)
+	prevMS := 0
+	for i, e := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(e.ms-prevMS), 10)
+		prevMS = e.ms
+	}
+	b = append(b, ']')
+
+	type user struct{ id, name string }
+	index := make(map[user]int, len(entries))
+	var users []user
+	rows := make([]int, len(entries))
+	for i, e := range entries {
+		u := user{e.user, e.name}
+		n, ok := index[u]
+		if !ok {
+			n = len(users)
+			index[u] = n
+			users = append(users, u)
+		}
+		rows[i] = n
+	}
+	if len(users) > 1 {
+		b = append(b, `,"user":[`...)
+		for i, n := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"users":[`...)
+	for i, u := range users {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendString(b, u.id)
+		b = append(b, ',')
+		b = appendString(b, u.name)
+		b = append(b, ']')
+	}
+	b = append(b, ']')
+
+	b = append(b, `,"text":[`...)
+	first := true
+	allWhite, allScroll := true, true
+	for _, e := range entries {
+		for _, m := range e.msgs {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendString(b, m.text)
+			allWhite = allWhite && m.color == DefaultColor
+			allScroll = allScroll && m.mode == Scroll
+		}
+	}
+	b = append(b, ']')
+	if !allWhite {
+		b = appendColumn(b, `,"color":[`, entries, func(m text) int64 { return int64(m.color) })
+	}
+	if !allScroll {
+		b = appendColumn(b, `,"mode":[`, entries, func(m text) int64 { return int64(m.mode) })
+	}
+	return append(b, '}')
+}
+
+func appendColumn(b []byte, head string, entries []entry, f func(text) int64) []byte {
+	b = append(b, head...)
+	first := true
+	for _, e := range entries {
+		for _, m := range e.msgs {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = strconv.AppendInt(b, f(m), 10)
+		}
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, keeping UTF-8 as is and escaping
+// only what JSON (and JavaScript, for U+2028/U+2029) requires.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// wire is the JSON shape of a body for decoding.
+type wire struct {
+	V       int         `json:"v"`
+	Room    string      `json:"room"`
+	Start   int64       `json:"start"`
+	Seconds int         `json:"seconds"`
+	Seq     []int64     `json:"seq"`
+	Count   []int       `json:"count"`
+	MS      []int64     `json:"ms"`
+	User    []int       `json:"user"`
+	Users   [][2]string `json:"users"`
+	Text    []string    `json:"text"`
+	Color   []uint32    `json:"color"`
+	Mode    []uint8     `json:"mode"`
+}
+
+// ErrFormat means a body is not a well-formed bucket or segment.
+var ErrFormat = errors.New("bucketer: malformed body")
+
+// maxDecodedMessages bounds what Decode will allocate for one body.
+const maxDecodedMessages = 1 << 20
+
+// Decode parses an uncompressed body.
+func Decode(data []byte) (*Body, error) {
+	var w wire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	bad := func(f string, a ...any) (*Body, error) {
+		return nil, fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(f, a...))
+	}
+	if w.V != Version {
+		return bad("version %d, want %d", w.V, Version)
+	}
+	if w.Seconds != 1 && w.Seconds != 10 {
+		return bad("seconds %d", w.Seconds)
+	}
+	n := len(w.Seq)
+	if len(w.MS) != n {
+		return bad("%d offsets for %d entries", len(w.MS), n)
+	}
+	if w.Count != nil && len(w.Count) != n {
+		return bad("%d counts for %d entries", len(w.Count), n)
+	}
+	if w.User != nil && len(w.User) != n {
+		return bad("%d user rows for %d entries", len(w.User), n)
+	}
+	if n > 0 && len(w.Users) == 0 {
+		return bad("no users")
+	}
+	total := 0
+	for i := 0; i < n; i++ {
+		c := 1
+		if w.Count != nil {
+			c = w.Count[i]
+		}
+		if c < 1 || total+c > maxDecodedMessages {
+			return bad("entry %d holds %d messages", i, c)
+		}
+		total += c
+	}
+	if len(w.Text) != total {
+		return bad("%d texts for %d messages", len(w.Text), total)
+	}
+	if w.Color != nil && len(w.Color) != total {
+		return bad("%d colors for %d messages", len(w.Color), total)
+	}
+	if w.Mode != nil && len(w.Mode) != total {
+		return bad("%d modes for %d messages", len(w.Mode), total)
+	}
+	body := &Body{Room: w.Room, Start: w.Start, Seconds: w.Seconds, Messages: make([]Message, 0, total)}
+	var seq int64
+	var ms int64
+	k := 0
+	for i := 0; i < n; i++ {
+		seq += w.Seq[i]
+		ms += w.MS[i]
+		if seq <= 0 {
+			return bad("entry %d has sequence %d", i, seq)
+		}
+		if ms < 0 || ms >= int64(w.Seconds)*1000 {
+			return bad("entry %d is %d ms into a %d s body", i, ms, w.Seconds)
+		}
+		u := 0
+		if w.User != nil {
+			u = w.User[i]
+		}
+		if u < 0 || u >= len(w.Users) {
+			return bad("entry %d names user %d of %d", i, u, len(w.Users))
+		}
+		c := 1
+		if w.Count != nil {
+			c = w.Count[i]
+		}
+		for j := 0; j < c; j++ {
+			m := Message{
+				ID:       MessageID(uint64(seq), j, c),
+				Second:   w.Start + ms/1000,
+				OffsetMS: int(ms % 1000),
+				UserID:   w.Users[u][0],
+				UserName: w.Users[u][1],
+				Text:     w.Text[k],
+				Color:    DefaultColor,
+			}
+			if w.Color != nil {
+				m.Color = w.Color[k] & 0xFFFFFF
+			}
+			if w.Mode != nil {
+				if int(w.Mode[k]) >= len(modeNames) {
+					return bad("message %d has mode %d", k, w.Mode[k])
+				}
+				m.Mode = Mode(w.Mode[k])
+			}
+			body.Messages = append(body.Messages, m)
+			k++
+		}
+	}
+	return body, nil
+}
+
+// maxBodyBytes bounds how far Gunzip inflates one object.
+const maxBodyBytes = 64 << 20
+
+// Gunzip inflates a stored object, refusing anything that inflates past
+// 64 MiB.
+func Gunzip(gz []byte) ([]byte, error) {
+	r, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("bucketer: gunzip: %w", err)
+	}
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, maxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("bucketer: gunzip: %w", err)
+	}
+	if len(out) > maxBodyBytes {
+		return nil, fmt.Errorf("bucketer: gunzip: body larger than %d bytes", maxBodyBytes)
+	}
+	return out, nil
+}
+
+// DecodeGzip inflates and parses a stored object.
+func DecodeGzip(gz []byte) (*Body, error) {
+	raw, err := Gunzip(gz)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(raw)
+}
+
+var gzipPool = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestCompression)
+	return w
+}}
+
+// Gzip compresses a body the way every stored object is compressed: best
+// compression, no name and no timestamp, so equal bodies give equal bytes.
+func Gzip(raw []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/2 + 64)
+	w := gzipPool.Get().(*gzip.Writer)
+	w.Reset(&buf)
+	w.Write(raw)
+	w.Close()
+	gzipPool.Put(w)
+	return buf.Bytes()
+}
+
+// EmptyBody returns the stored form of an object with no messages, which the
+// origin answers for a sealed second that has no object in the store.
+func EmptyBody(room string, start int64, seconds int) []byte {
+	return Gzip(encode(room, start, seconds, nil))
+}
