@@ -65,6 +65,17 @@ type Batch struct {
 	done          func(*Batch)
 }
 
+// NewBatch makes a batch for seconds (from, through] that calls done when
+// the sink finishes it; for tools that seal outside a Bucketer (backfill)
+// and for testing sinks.
+func NewBatch(from, through int64, objs []Object, done func()) *Batch {
+	return &Batch{From: from, Through: through, Objects: objs, done: func(*Batch) {
+		if done != nil {
+			done()
+		}
+	}}
+}
+
 // Done tells the bucketer every object of the batch is durable. Sinks call it
 // once per batch, in the order they received the batches.
 func (b *Batch) Done() { b.done(b) }

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/danmaku/danmaku/internal/keys"
 )
 
 // Version is the body format written by this package.
@@ -302,6 +304,59 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// Encode lays out a decoded body again. Messages must be grouped as the log
+// stored them: those of one entry (one sequence) adjacent, in index order,
+// sharing user and time. Encode(Decode(b)) == b for every body this package
+// wrote, which is what lets backfill rebuild byte-identical objects from
+// exported messages.
+func Encode(b *Body) ([]byte, error) {
+	if b.Seconds != 1 && b.Seconds != keys.SegmentSeconds {
+		return nil, fmt.Errorf("bucketer: encode: %d seconds, want 1 or %d", b.Seconds, keys.SegmentSeconds)
+	}
+	var entries []entry
+	for i := 0; i < len(b.Messages); {
+		m := b.Messages[i]
+		seq, index, err := ParseMessageID(m.ID)
+		if err != nil {
+			return nil, fmt.Errorf("bucketer: encode: %w", err)
+		}
+		if index != 0 {
+			return nil, fmt.Errorf("bucketer: encode: message %s does not start its entry", m.ID)
+		}
+		ms := (m.Second-b.Start)*1000 + int64(m.OffsetMS)
+		if m.OffsetMS < 0 || m.OffsetMS > 999 || ms < 0 || ms >= int64(b.Seconds)*1000 {
+			return nil, fmt.Errorf("bucketer: encode: message %s at %d.%03d is outside %d+%ds", m.ID, m.Second, m.OffsetMS, b.Start, b.Seconds)
+		}
+		e := entry{seq: seq, ms: int(ms), user: m.UserID, name: m.UserName}
+		j := i
+		for ; j < len(b.Messages); j++ {
+			n := b.Messages[j]
+			s, _, err := ParseMessageID(n.ID)
+			if err != nil {
+				return nil, fmt.Errorf("bucketer: encode: %w", err)
+			}
+			if s != seq {
+				break
+			}
+			if n.Second != m.Second || n.OffsetMS != m.OffsetMS || n.UserID != m.UserID || n.UserName != m.UserName {
+				return nil, fmt.Errorf("bucketer: encode: messages of entry %d differ in time or user", seq)
+			}
+			e.msgs = append(e.msgs, text{text: n.Text, color: n.Color & 0xFFFFFF, mode: n.Mode})
+		}
+		for k := range e.msgs {
+			if want := MessageID(seq, k, len(e.msgs)); b.Messages[i+k].ID != want {
+				return nil, fmt.Errorf("bucketer: encode: message %s where %s belongs", b.Messages[i+k].ID, want)
+			}
+		}
+		if len(entries) > 0 && seq <= entries[len(entries)-1].seq {
+			return nil, fmt.Errorf("bucketer: encode: entry %d after %d is out of log order", seq, entries[len(entries)-1].seq)
+		}
+		entries = append(entries, e)
+		i = j
+	}
+	return encode(b.Room, b.Start, b.Seconds, entries), nil
+}
+
 // wire is the JSON shape of a body for decoding.
 type wire struct {
 	V       int         `json:"v"`
@@ -336,8 +391,14 @@ func Decode(data []byte) (*Body, error) {
 	if w.V != Version {
 		return bad("version %d, want %d", w.V, Version)
 	}
-	if w.Seconds != 1 && w.Seconds != 10 {
+	if w.Seconds != 1 && w.Seconds != keys.SegmentSeconds {
 		return bad("seconds %d", w.Seconds)
+	}
+	if !keys.ValidRoom(w.Room) {
+		return bad("room %q", w.Room)
+	}
+	if w.Start < 0 || (w.Seconds == keys.SegmentSeconds && w.Start%keys.SegmentSeconds != 0) {
+		return bad("start %d for %d seconds", w.Start, w.Seconds)
 	}
 	n := len(w.Seq)
 	if len(w.MS) != n {
@@ -377,6 +438,9 @@ func Decode(data []byte) (*Body, error) {
 	var ms int64
 	k := 0
 	for i := 0; i < n; i++ {
+		if i > 0 && w.Seq[i] <= 0 {
+			return bad("entry %d does not follow entry %d in log order", i, i-1)
+		}
 		seq += w.Seq[i]
 		ms += w.MS[i]
 		if seq <= 0 {

@@ -23,7 +23,7 @@ type server struct {
 	stop func() error
 }
 
-func startServe(t *testing.T, data string, mutate ...func(*serveOptions)) *server {
+func startServe(t testing.TB, data string, mutate ...func(*serveOptions)) *server {
 	t.Helper()
 	opts := &serveOptions{}
 	opts.AddFlags(pflag.NewFlagSet("serve", pflag.ContinueOnError)) // the command's own defaults
@@ -67,7 +67,7 @@ func startServe(t *testing.T, data string, mutate ...func(*serveOptions)) *serve
 	return s
 }
 
-func waitReady(t *testing.T, base string) {
+func waitReady(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -84,7 +84,7 @@ func waitReady(t *testing.T, base string) {
 }
 
 // testWriter sends the server's log lines to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
@@ -100,7 +100,7 @@ type acked struct {
 	second         int64
 }
 
-func post(t *testing.T, base, room, body string) (int, []byte) {
+func post(t testing.TB, base, room, body string) (int, []byte) {
 	t.Helper()
 	resp, err := rawClient.Post(base+"/v1/rooms/"+room+"/messages", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -113,7 +113,7 @@ func post(t *testing.T, base, room, body string) (int, []byte) {
 
 // postMessages posts texts to room, one by one or as one batch, and returns
 // what the server acknowledged.
-func postMessages(t *testing.T, base, room string, texts []string, batch bool) []acked {
+func postMessages(t testing.TB, base, room string, texts []string, batch bool) []acked {
 	t.Helper()
 	var out []acked
 	if batch {
@@ -165,7 +165,7 @@ type fetched struct {
 	took   time.Duration
 }
 
-func get(t *testing.T, url string, hdr ...string) fetched {
+func get(t testing.TB, url string, hdr ...string) fetched {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Accept-Encoding", "gzip")

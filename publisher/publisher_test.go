@@ -1,0 +1,242 @@
+package publisher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/danmaku/danmaku/bucketer"
+	"github.com/danmaku/danmaku/internal/keys"
+	"github.com/danmaku/danmaku/publisher"
+)
+
+// fakeStore is a Store with function fields.
+type fakeStore struct {
+	put func(ctx context.Context, key string, body []byte) (bool, error)
+}
+
+func (f *fakeStore) Put(ctx context.Context, key string, body []byte) (bool, error) {
+	return f.put(ctx, key, body)
+}
+
+func (f *fakeStore) Get(context.Context, string) ([]byte, error) { return nil, publisher.ErrNotFound }
+
+// event is one announcement or completion, in the order they happened.
+type event struct {
+	kind      string // "objects", "watermark", "done"
+	keys      []string
+	sealed    int64
+	published int64
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+}
+
+func (r *recorder) Announce(objs []bucketer.Object, wm publisher.Watermark) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ks []string
+	for _, o := range objs {
+		ks = append(ks, o.Key)
+	}
+	r.events = append(r.events, event{kind: "announce", keys: ks, sealed: wm.Sealed, published: wm.Published})
+}
+
+func (r *recorder) add(e event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event(nil), r.events...)
+}
+
+func object(room string, second int64) bucketer.Object {
+	return bucketer.NewObject(keys.Bucket, room, second, []byte(fmt.Sprintf(`{"room":%q,"s":%d}`, room, second)), 1)
+}
+
+// batch makes a sealed batch whose Done is recorded.
+func batch(t *testing.T, rec *recorder, through int64, objs ...bucketer.Object) *bucketer.Batch {
+	t.Helper()
+	return bucketer.NewBatch(through-1, through, objs, func() { rec.add(event{kind: "done", sealed: through}) })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAnnouncesAtOnceAndPublishedAfterTheStore(t *testing.T) {
+	rec := &recorder{}
+	release := make(chan struct{})
+	var stored sync.Map
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		<-release
+		stored.Store(key, body)
+		return true, nil
+	}}
+	p, err := publisher.New(publisher.Config{Store: store, Announcer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	a, b := object("a", 100), object("b", 100)
+	if err := p.Seal(context.Background(), batch(t, rec, 100, a, b)); err != nil {
+		t.Fatal(err)
+	}
+	ev := rec.snapshot()
+	if len(ev) != 1 || ev[0].kind != "announce" || len(ev[0].keys) != 2 || ev[0].sealed != 100 || ev[0].published >= 100 {
+		t.Fatalf("before the store answered: %+v", ev)
+	}
+	close(release)
+	waitFor(t, "done", func() bool { return len(rec.snapshot()) == 3 })
+	ev = rec.snapshot()
+	if ev[1].kind != "announce" || len(ev[1].keys) != 0 || ev[1].published != 100 || ev[2].kind != "done" {
+		t.Fatalf("after the store: %+v", ev)
+	}
+	for _, o := range []bucketer.Object{a, b} {
+		if v, ok := stored.Load(o.Key); !ok || string(v.([]byte)) != string(o.Body) {
+			t.Errorf("%s not stored", o.Key)
+		}
+	}
+}
+
+func TestRetriesUntilTheStoreTakesIt(t *testing.T) {
+	rec := &recorder{}
+	var calls atomic.Int32
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		if calls.Add(1) < 4 {
+			return false, errors.New("store down")
+		}
+		return true, nil
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec, RetryMin: time.Millisecond, RetryMax: 4 * time.Millisecond})
+	defer p.Close(context.Background())
+	p.Seal(context.Background(), batch(t, rec, 7, object("a", 7)))
+	waitFor(t, "done after retries", func() bool {
+		ev := rec.snapshot()
+		return len(ev) > 0 && ev[len(ev)-1].kind == "done"
+	})
+	if calls.Load() != 4 {
+		t.Errorf("%d attempts, want 4", calls.Load())
+	}
+}
+
+func TestBatchesFinishInOrder(t *testing.T) {
+	rec := &recorder{}
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		if key == keys.Key(keys.Bucket, "slow", 1) {
+			time.Sleep(30 * time.Millisecond)
+		}
+		return true, nil
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec})
+	defer p.Close(context.Background())
+	p.Seal(context.Background(), batch(t, rec, 1, object("slow", 1)))
+	p.Seal(context.Background(), batch(t, rec, 2, object("fast", 2)))
+	p.Seal(context.Background(), batch(t, rec, 3))
+	waitFor(t, "three done", func() bool {
+		n := 0
+		for _, e := range rec.snapshot() {
+			if e.kind == "done" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	var order []int64
+	lastPublished := int64(-1)
+	for _, e := range rec.snapshot() {
+		if e.kind == "done" {
+			order = append(order, e.sealed)
+		}
+		if e.kind == "announce" {
+			if e.published < lastPublished {
+				t.Errorf("published watermark moved back: %d after %d", e.published, lastPublished)
+			}
+			lastPublished = e.published
+		}
+	}
+	if fmt.Sprint(order) != "[1 2 3]" {
+		t.Errorf("done order %v", order)
+	}
+}
+
+func TestDurableObjectsAreAnnouncedNotStored(t *testing.T) {
+	rec := &recorder{}
+	var puts atomic.Int32
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		puts.Add(1)
+		return true, nil
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec})
+	defer p.Close(context.Background())
+	o := object("a", 5)
+	o.Durable = true
+	p.Seal(context.Background(), batch(t, rec, 5, o))
+	waitFor(t, "done", func() bool {
+		ev := rec.snapshot()
+		return len(ev) > 0 && ev[len(ev)-1].kind == "done"
+	})
+	if puts.Load() != 0 {
+		t.Errorf("a durable object was put %d times", puts.Load())
+	}
+	if ev := rec.snapshot(); len(ev[0].keys) != 1 {
+		t.Errorf("durable object not announced: %+v", ev)
+	}
+}
+
+func TestConflictIsFinal(t *testing.T) {
+	rec := &recorder{}
+	var puts atomic.Int32
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		puts.Add(1)
+		return false, fmt.Errorf("put %s: %w", key, publisher.ErrConflict)
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec, RetryMin: time.Millisecond})
+	defer p.Close(context.Background())
+	p.Seal(context.Background(), batch(t, rec, 5, object("a", 5)))
+	waitFor(t, "done", func() bool {
+		ev := rec.snapshot()
+		return len(ev) > 0 && ev[len(ev)-1].kind == "done"
+	})
+	if puts.Load() != 1 {
+		t.Errorf("a conflict was retried: %d puts", puts.Load())
+	}
+}
+
+func TestCloseAbandonsWhatTheStoreRefuses(t *testing.T) {
+	rec := &recorder{}
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		return false, errors.New("down")
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec, RetryMin: time.Millisecond})
+	p.Seal(context.Background(), batch(t, rec, 5, object("a", 5)))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	p.Close(ctx)
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("Close took %v", time.Since(start))
+	}
+	for _, e := range rec.snapshot() {
+		if e.kind == "done" || e.published >= 5 {
+			t.Errorf("undelivered batch reported durable: %+v", e)
+		}
+	}
+}
