@@ -406,7 +406,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	req := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "danmaku_origin_requests_total",
 		Help: "Bucket, segment and head requests by what answered them."}, []string{"kind", "result"})
 	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "danmaku_origin_request_seconds",
-		Help: "Time to answer bucket and segment requests, holds included.",
+		Help:    "Time to answer bucket and segment requests, holds included.",
 		Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .25, .5, 1, 2, 4}}, []string{"kind"})
 	m := &metrics{
 		held:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_held_requests", Help: "Requests waiting for their second to seal."}),

@@ -108,7 +108,9 @@ func (f *fixture) get(t *testing.T, path string, hdr ...string) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: b, took: time.Since(start)}
 }
 
-func bucketPath(room string, s int64) string { return fmt.Sprintf("/v1/rooms/%s/buckets/%d.json", room, s) }
+func bucketPath(room string, s int64) string {
+	return fmt.Sprintf("/v1/rooms/%s/buckets/%d.json", room, s)
+}
 
 func segmentPath(room string, s int64) string {
 	return fmt.Sprintf("/v1/rooms/%s/segments/%d.json", room, s)

@@ -99,7 +99,7 @@ type state struct {
 	refusedThrough atomic.Int64
 	// sealedCh is closed and replaced whenever a watermark's sealed moves,
 	// waking held requests.
-	sealedCh atomic.Pointer[chan struct{}]
+	sealedCh  atomic.Pointer[chan struct{}]
 	minSealed int64 // under mu: the lowest sealed over all partitions
 }
 
