@@ -247,7 +247,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "POSTs by result: accepted, or the error code they were refused with."}, []string{"result"}),
 		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_ingest_messages_total", Help: "Messages accepted."}),
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_ingest_post_seconds",
-			Help: "Time from receiving an accepted POST to its 202, log acknowledgement included.",
+			Help:    "Time from receiving an accepted POST to its 202, log acknowledgement included.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15)}),
 	}
 	if reg != nil {
