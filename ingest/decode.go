@@ -228,7 +228,7 @@ func checkMessage(m wireMessage, l Limits) (logstream.Message, string, string, *
 		return out, "", "", inputErr("missing_text", "text is required")
 	}
 	text := strings.TrimSpace(*m.Text)
-	if text == "" {
+	if !visible(text) {
 		return out, "", "", inputErr("empty_text", "text is empty")
 	}
 	if n := utf8.RuneCountInString(text); n > l.MaxText {
@@ -258,7 +258,7 @@ func checkMessage(m wireMessage, l Limits) (logstream.Message, string, string, *
 	}
 	if m.UserName != nil {
 		name = strings.TrimSpace(*m.UserName)
-		if n := utf8.RuneCountInString(name); n == 0 || n > l.MaxName {
+		if n := utf8.RuneCountInString(name); n == 0 || n > l.MaxName || !visible(name) {
 			return out, "", "", inputErr("bad_user", "user_name must be 1-%d characters", l.MaxName)
 		}
 		if r, ok := forbidden(name); ok {
@@ -266,6 +266,18 @@ func checkMessage(m wireMessage, l Limits) (logstream.Message, string, string, *
 		}
 	}
 	return out, uid, name, nil
+}
+
+// visible reports whether s holds anything a viewer would see: a text of
+// only spaces, zero-width and format characters and variation selectors is
+// as good as empty.
+func visible(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) && !unicode.Is(unicode.Variation_Selector, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func validUserID(s string) bool {

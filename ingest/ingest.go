@@ -157,15 +157,16 @@ func (in *Ingest) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	ack, err := in.append(r.Context(), room, data, id)
 	if err != nil {
-		in.metrics.requests.WithLabelValues("log_unavailable").Inc()
-		in.log.Warn("log append failed", "room", room, "err", err)
-		w.Header().Set("Retry-After", "1")
-		httpx.Error(w, http.StatusServiceUnavailable, "log_unavailable", "the message log did not acknowledge the post; retry with the same Idempotency-Key to avoid a duplicate")
+		in.logUnavailable(w, room, err)
 		return
 	}
 	if ack.Duplicate {
 		prev, err := in.cfg.Log.Entry(r.Context(), ack.Seq)
-		if err != nil || prev.Room != room || !bytes.Equal(prev.Data, data) {
+		if err != nil {
+			in.logUnavailable(w, room, err)
+			return
+		}
+		if prev.Room != room || !bytes.Equal(prev.Data, data) {
 			in.refuse(w, inputErr("idempotency_conflict", "this Idempotency-Key was used for a different post"))
 			return
 		}
@@ -184,6 +185,14 @@ func (in *Ingest) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusAccepted, accepted[0])
+}
+
+func (in *Ingest) logUnavailable(w http.ResponseWriter, room string, err error) {
+	in.metrics.requests.WithLabelValues("log_unavailable").Inc()
+	in.log.Warn("log append failed", "room", room, "err", err)
+	w.Header().Set("Retry-After", "1")
+	httpx.Error(w, http.StatusServiceUnavailable, "log_unavailable",
+		"the message log did not acknowledge the post; retry with the same Idempotency-Key to avoid a duplicate")
 }
 
 // append retries a failed append with the same id, which the log

@@ -78,16 +78,35 @@ func AcceptsGzip(h string) bool {
 }
 
 // ETagMatch reports whether an If-None-Match header value matches etag,
-// using the weak comparison RFC 9110 prescribes for If-None-Match.
+// using the weak comparison RFC 9110 prescribes for If-None-Match. Tags are
+// read as quoted strings, so a comma inside one does not split it.
 func ETagMatch(header, etag string) bool {
 	etag = strings.TrimPrefix(etag, "W/")
-	for header != "" {
-		var t string
-		t, header, _ = strings.Cut(header, ",")
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+	for {
+		header = strings.TrimLeft(header, " \t,")
+		if header == "" {
+			return false
+		}
+		if header[0] == '*' {
 			return true
 		}
+		header = strings.TrimPrefix(header, "W/")
+		if header == "" || header[0] != '"' {
+			// Not an entity tag: skip to the next list element.
+			_, rest, ok := strings.Cut(header, ",")
+			if !ok {
+				return false
+			}
+			header = rest
+			continue
+		}
+		end := strings.IndexByte(header[1:], '"')
+		if end < 0 {
+			return false
+		}
+		if header[:end+2] == etag {
+			return true
+		}
+		header = header[end+2:]
 	}
-	return false
 }

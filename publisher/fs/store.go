@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/danmaku/danmaku/publisher"
 )
@@ -73,6 +74,14 @@ func (s *Store) Put(ctx context.Context, key string, body []byte) (bool, error) 
 		return false, fmt.Errorf("fs: put %s: %w", key, err)
 	}
 	tmp, err := s.writeTemp(dir, body)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory went away under us (an operator cleaned up):
+		// forget it and make it again.
+		s.synced.Delete(dir)
+		if err = s.mkdir(dir); err == nil {
+			tmp, err = s.writeTemp(dir, body)
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("fs: put %s: %w", key, err)
 	}
@@ -157,7 +166,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, fmt.Errorf("fs: get %s: %w", key, publisher.ErrNotFound)
 	}
 	if err != nil {
