@@ -27,11 +27,9 @@ import (
 )
 
 type serveOptions struct {
+	storeOptions
 	Listen          string
 	Data            string
-	Store           string
-	S3Endpoint      string
-	S3PathStyle     bool
 	NATS            []string
 	Role            string
 	RingSeconds     int
@@ -46,6 +44,8 @@ type serveOptions struct {
 	LogRetention    time.Duration
 	LogFsync        bool
 	PublishWorkers  int
+	SpoolBytes      int64
+	QueueMemory     int64
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -58,9 +58,7 @@ type serveOptions struct {
 func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "HTTP address for every role: posts, reads, /healthz, /readyz and /metrics")
 	fs.StringVar(&o.Data, "data", "./data", "data directory: the embedded log, and the default store under DATA/store")
-	fs.StringVar(&o.Store, "store", "", "where sealed buckets go: file:///path or s3://bucket/prefix (default: file://DATA/store)")
-	fs.StringVar(&o.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL instead of AWS (with s3:// stores)")
-	fs.BoolVar(&o.S3PathStyle, "s3-path-style", false, "address S3 buckets by path rather than by host name (most S3-compatible servers)")
+	o.storeOptions.AddFlags(fs)
 	fs.StringSliceVar(&o.NATS, "nats", nil, "URL[,URL...] of an external NATS JetStream cluster (default: an embedded server storing under DATA/nats)")
 	fs.StringVar(&o.Role, "role", "all", "what this process runs: all")
 	fs.IntVar(&o.RingSeconds, "ring-seconds", 60, "newest seconds of each room the origin keeps in memory")
@@ -75,6 +73,8 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LogRetention, "log-retention", 72*time.Hour, "how long the message log keeps entries (backfill and export reach this far back)")
 	fs.BoolVar(&o.LogFsync, "log-fsync", false, "embedded log: fsync every post before answering 202 (survives power loss, costs throughput)")
 	fs.IntVar(&o.PublishWorkers, "publish-workers", 64, "store writes in flight at once")
+	fs.Int64Var(&o.QueueMemory, "queue-memory-bytes", 32<<20, "bytes of sealed buckets waiting for the store kept in memory before they spill to DATA/spool")
+	fs.Int64Var(&o.SpoolBytes, "spool-bytes", 1<<30, "most bytes of sealed buckets kept in DATA/spool while the store is failing; past it, sealing waits")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop may take")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
@@ -128,8 +128,8 @@ func (o *serveOptions) validate() error {
 	if o.PollMS < 100 || o.PollMS > 60000 {
 		return usagef("--poll-ms %d: must be between 100 and 60000", o.PollMS)
 	}
-	if o.MaxBody < 1024 || o.MaxBatch < 1 || o.MaxText < 1 || o.MaxRooms < 1 || o.MaxHeld < 0 || o.PublishWorkers < 1 {
-		return usagef("--max-body (≥ 1024), --max-batch, --max-text, --max-rooms and --publish-workers must be positive")
+	if o.MaxBody < 1024 || o.MaxBatch < 1 || o.MaxText < 1 || o.MaxRooms < 1 || o.MaxHeld < 0 || o.PublishWorkers < 1 || o.SpoolBytes < 1<<20 || o.QueueMemory < 1 {
+		return usagef("--max-body (≥ 1024), --max-batch, --max-text, --max-rooms, --publish-workers, --queue-memory-bytes and --spool-bytes (≥ 1 MiB) must be positive")
 	}
 	if o.LogRetention < time.Minute {
 		return usagef("--log-retention %v: must be at least 1m", o.LogRetention)
@@ -148,7 +148,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	if err := os.MkdirAll(opts.Data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	store, storeDesc, err := openStore(ctx, opts.Store, opts.Data, opts.S3Endpoint, opts.S3PathStyle)
+	store, storeDesc, err := opts.storeOptions.open(ctx, opts.Data)
 	if err != nil {
 		return err
 	}
@@ -188,11 +188,14 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		return err
 	}
 	pub, err := publisher.New(publisher.Config{
-		Store:      store,
-		Announcer:  org,
-		Workers:    opts.PublishWorkers,
-		Logger:     log.With("component", "publisher"),
-		Registerer: reg,
+		Store:       store,
+		Announcer:   org,
+		Workers:     opts.PublishWorkers,
+		SpoolDir:    filepath.Join(opts.Data, "spool"),
+		SpoolBytes:  opts.SpoolBytes,
+		MemoryBytes: opts.QueueMemory,
+		Logger:      log.With("component", "publisher"),
+		Registerer:  reg,
 	})
 	if err != nil {
 		return err
@@ -278,6 +281,9 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		log.Info("stopping: no new posts; sealing what is in flight")
 	case runErr = <-failed:
 		log.Error("stopping after a failure", "err", runErr)
+	case err := <-pub.Failed():
+		runErr = fmt.Errorf("publisher: %w", err)
+		log.Error("stopping after a failure; a restart rebuilds from the log", "err", runErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,17 +25,43 @@ var (
 	ErrConflict = errors.New("a different object already exists")
 )
 
+// The metadata every stored object is served with.
+const (
+	ContentType     = "application/json"
+	ContentEncoding = "gzip"
+	CacheControl    = "public, max-age=31536000, immutable"
+)
+
 // Store keeps sealed objects. Keys are URL paths without the leading slash;
-// bodies are gzipped JSON, stored and served with Content-Encoding: gzip,
-// Content-Type: application/json and an immutable Cache-Control.
+// bodies are gzipped JSON, stored and served with ContentEncoding,
+// ContentType and CacheControl. Every method is safe to call concurrently.
 type Store interface {
 	// Put stores body under key only if nothing is there yet. If an object
 	// exists, Put compares it: identical bytes return created == false and
-	// no error; different bytes return ErrConflict. Put must be safe to call
-	// concurrently and to repeat.
+	// no error; different bytes return ErrConflict. Put may be repeated.
 	Put(ctx context.Context, key string, body []byte) (created bool, err error)
 	// Get returns the object under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// Stat describes the object under key, or returns ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
+	// List calls fn with every key under prefix that sorts after
+	// startAfter, in byte order, until fn returns false.
+	List(ctx context.Context, prefix, startAfter string, fn func(key string) bool) error
+	// Delete removes the objects under keys; absent keys are not an error.
+	Delete(ctx context.Context, keys []string) error
+	// Replace stores body under key whether or not an object is there. Only
+	// an operator's redaction uses it: sealed objects are otherwise never
+	// rewritten.
+	Replace(ctx context.Context, key string, body []byte) error
+}
+
+// Info describes a stored object.
+type Info struct {
+	Size            int64
+	ETag            string // quoted hex MD5 of the bytes
+	ContentType     string
+	ContentEncoding string
+	CacheControl    string
 }
 
 // Watermark says how far sealing and publishing have come for a set of
@@ -65,9 +92,15 @@ type Config struct {
 	Partitions []int
 	// Workers is how many puts run at once; if 0, defaults to 64.
 	Workers int
-	// Queue is how many sealed batches may wait for the store before Seal
-	// blocks; if 0, defaults to 120.
-	Queue int
+	// MemoryBytes is how much sealed data may wait for the store in memory;
+	// if 0, defaults to 32 MiB.
+	MemoryBytes int64
+	// SpoolDir receives what waits beyond MemoryBytes, up to SpoolBytes; if
+	// blank, Seal blocks (and sealing stops) once memory is full.
+	SpoolDir string
+	// SpoolBytes bounds the spool; if 0, defaults to 1 GiB. When it is full
+	// Seal blocks.
+	SpoolBytes int64
 	// RetryMin and RetryMax bound the backoff between attempts of a failed
 	// put; if 0, default to 100ms and 5s.
 	RetryMin, RetryMax time.Duration
@@ -80,8 +113,9 @@ type Publisher struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	queue   chan *bucketer.Batch
+	q       *queue
 	stopped chan struct{}
+	failed  chan error
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -101,8 +135,11 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 64
 	}
-	if cfg.Queue == 0 {
-		cfg.Queue = 120
+	if cfg.MemoryBytes == 0 {
+		cfg.MemoryBytes = 32 << 20
+	}
+	if cfg.SpoolBytes == 0 {
+		cfg.SpoolBytes = 1 << 30
 	}
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin = 100 * time.Millisecond
@@ -110,20 +147,30 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = 5 * time.Second
 	}
-	if cfg.Workers < 0 || cfg.Queue < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin {
-		return nil, fmt.Errorf("publisher: bad config: workers %d, queue %d, retry %v..%v",
-			cfg.Workers, cfg.Queue, cfg.RetryMin, cfg.RetryMax)
+	if cfg.Workers < 0 || cfg.MemoryBytes < 0 || cfg.SpoolBytes < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin {
+		return nil, fmt.Errorf("publisher: bad config: workers %d, memory %d B, spool %d B, retry %v..%v",
+			cfg.Workers, cfg.MemoryBytes, cfg.SpoolBytes, cfg.RetryMin, cfg.RetryMax)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	m := newMetrics(cfg.Registerer)
+	q, err := newQueue(cfg.SpoolDir, cfg.MemoryBytes, cfg.SpoolBytes, func(mem, disk int, diskBytes int64) {
+		m.queued.Set(float64(mem + disk))
+		m.spooled.Set(float64(disk))
+		m.spoolBytes.Set(float64(diskBytes))
+	})
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		metrics: newMetrics(cfg.Registerer),
-		queue:   make(chan *bucketer.Batch, cfg.Queue),
+		metrics: m,
+		q:       q,
 		stopped: make(chan struct{}),
+		failed:  make(chan error, 1),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -136,7 +183,7 @@ func (p *Publisher) watermarkLocked() Watermark {
 }
 
 // Seal announces the batch's objects to the origin at once and queues them
-// for the store; it blocks while the queue is full.
+// for the store; it blocks only while memory and spool are both full.
 func (p *Publisher) Seal(ctx context.Context, b *bucketer.Batch) error {
 	p.mu.Lock()
 	p.sealed = max(p.sealed, b.Through)
@@ -145,26 +192,20 @@ func (p *Publisher) Seal(ctx context.Context, b *bucketer.Batch) error {
 	if p.cfg.Announcer != nil {
 		p.cfg.Announcer.Announce(b.Objects, wm)
 	}
-	p.metrics.queued.Inc()
-	select {
-	case p.queue <- b:
-		return nil
-	case <-ctx.Done():
-		p.metrics.queued.Dec()
-		return ctx.Err()
-	case <-p.ctx.Done():
-		p.metrics.queued.Dec()
-		return errors.New("publisher: closed")
-	}
+	return p.q.push(ctx, b)
 }
 
-// Close stops taking batches, lets the one in progress finish until ctx
-// ends, and returns. Call it only once the bucketer has stopped calling Seal. Batches not yet durable are rebuilt from the log by the
-// next run.
+// Failed delivers an error if the publisher stopped working (a spool file
+// could not be read back); the process should exit and replay from the log.
+func (p *Publisher) Failed() <-chan error { return p.failed }
+
+// Close stops taking batches, keeps storing what is queued until ctx ends,
+// and returns. Batches not yet durable are rebuilt from the log by the next
+// run. Call it only once the bucketer has stopped calling Seal.
 func (p *Publisher) Close(ctx context.Context) {
 	stop := context.AfterFunc(ctx, p.cancel)
 	defer stop()
-	close(p.queue)
+	p.q.close()
 	<-p.stopped
 	p.cancel()
 }
@@ -174,14 +215,20 @@ func (p *Publisher) Close(ctx context.Context) {
 func (p *Publisher) run() {
 	defer close(p.stopped)
 	sem := make(chan struct{}, p.cfg.Workers)
-	for b := range p.queue {
-		if p.ctx.Err() != nil {
-			p.metrics.queued.Dec()
-			continue
+	for {
+		b, ok, err := p.q.pop(p.ctx)
+		if err != nil {
+			if p.ctx.Err() == nil {
+				p.log.Error("publisher stopped", "err", err)
+				p.failed <- err
+			}
+			return
+		}
+		if !ok || p.ctx.Err() != nil {
+			return
 		}
 		var wg sync.WaitGroup
-		ok := true
-		var okMu sync.Mutex
+		var failed atomic.Bool
 		for i := range b.Objects {
 			o := &b.Objects[i]
 			if o.Durable {
@@ -192,16 +239,13 @@ func (p *Publisher) run() {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				if !p.put(o) {
-					okMu.Lock()
-					ok = false
-					okMu.Unlock()
+					failed.Store(true)
 				}
 			}()
 		}
 		wg.Wait()
-		p.metrics.queued.Dec()
-		if !ok { // closed before the store took everything
-			continue
+		if failed.Load() { // closed before the store took everything
+			return
 		}
 		p.mu.Lock()
 		p.published = max(p.published, b.Through)
@@ -258,6 +302,8 @@ type metrics struct {
 	puts       *prometheus.CounterVec
 	putSeconds prometheus.Histogram
 	queued     prometheus.Gauge
+	spooled    prometheus.Gauge
+	spoolBytes prometheus.Gauge
 	published  prometheus.Gauge
 }
 
@@ -267,11 +313,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Store puts by result: created, identical (already there), conflict (different bytes there), error (retried)."}, []string{"result"}),
 		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_publisher_put_seconds", Help: "Latency of store puts.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		queued:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_queued_batches", Help: "Sealed batches waiting for the store."}),
-		published: prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_published_second", Help: "Newest second whose objects are all in the store."}),
+		queued:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_queued_batches", Help: "Sealed batches waiting for the store, in memory and spooled."}),
+		spooled:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_spool_batches", Help: "Sealed batches waiting for the store in the on-disk spool."}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_spool_bytes", Help: "Bytes in the on-disk spool."}),
+		published:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_published_second", Help: "Newest second whose objects are all in the store."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.puts, m.putSeconds, m.queued, m.published)
+		reg.MustRegister(m.puts, m.putSeconds, m.queued, m.spooled, m.spoolBytes, m.published)
 	}
 	return m
 }

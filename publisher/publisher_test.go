@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,14 @@ func (f *fakeStore) Put(ctx context.Context, key string, body []byte) (bool, err
 }
 
 func (f *fakeStore) Get(context.Context, string) ([]byte, error) { return nil, publisher.ErrNotFound }
+
+func (f *fakeStore) Stat(context.Context, string) (publisher.Info, error) {
+	return publisher.Info{}, publisher.ErrNotFound
+}
+
+func (f *fakeStore) List(context.Context, string, string, func(string) bool) error { return nil }
+func (f *fakeStore) Delete(context.Context, []string) error                     { return nil }
+func (f *fakeStore) Replace(context.Context, string, []byte) error              { return nil }
 
 // event is one announcement or completion, in the order they happened.
 type event struct {
@@ -238,5 +247,107 @@ func TestCloseAbandonsWhatTheStoreRefuses(t *testing.T) {
 		if e.kind == "done" || e.published >= 5 {
 			t.Errorf("undelivered batch reported durable: %+v", e)
 		}
+	}
+}
+
+// TestOutageSpoolsAndDrainsInOrder: while the store is down the publisher
+// keeps taking batches (sealing never stops), overflows them to the spool
+// on disk, and once the store is back stores every object and finishes
+// every batch in seal order, leaving the spool empty.
+func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
+	rec := &recorder{}
+	var down atomic.Bool
+	down.Store(true)
+	var stored sync.Map
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		if down.Load() {
+			return false, errors.New("store down")
+		}
+		stored.Store(key, string(body))
+		return true, nil
+	}}
+	dir := t.TempDir()
+	p, err := publisher.New(publisher.Config{
+		Store: store, Announcer: rec, SpoolDir: dir, MemoryBytes: 1, // every batch past the first spills
+		RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	var objs []bucketer.Object
+	for s := int64(1); s <= 30; s++ {
+		o := object(fmt.Sprintf("room%d", s%4), s)
+		objs = append(objs, o)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := p.Seal(ctx, batch(t, rec, s, o)); err != nil {
+			t.Fatalf("Seal blocked during the outage: %v", err)
+		}
+		cancel()
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) < 25 {
+		t.Fatalf("%d spool files during the outage, want about 29", len(files))
+	}
+	down.Store(false)
+	waitFor(t, "30 done", func() bool {
+		n := 0
+		for _, e := range rec.snapshot() {
+			if e.kind == "done" {
+				n++
+			}
+		}
+		return n == 30
+	})
+	var order []int64
+	for _, e := range rec.snapshot() {
+		if e.kind == "done" {
+			order = append(order, e.sealed)
+		}
+	}
+	for i, s := range order {
+		if s != int64(i+1) {
+			t.Fatalf("done order %v", order)
+		}
+	}
+	for _, o := range objs {
+		if v, ok := stored.Load(o.Key); !ok || v.(string) != string(o.Body) {
+			t.Errorf("%s not stored intact after the outage", o.Key)
+		}
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("%d spool files left after draining", len(files))
+	}
+}
+
+// TestFullSpoolPushesBack: with memory and spool both full, Seal blocks
+// rather than grow without bound.
+func TestFullSpoolPushesBack(t *testing.T) {
+	rec := &recorder{}
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		return false, errors.New("store down")
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec, SpoolDir: t.TempDir(),
+		MemoryBytes: 1, SpoolBytes: 2000, RetryMin: time.Millisecond})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		p.Close(ctx)
+	}()
+	blocked := false
+	for s := int64(1); s <= 50; s++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := p.Seal(ctx, batch(t, rec, s, object("r", s)))
+		cancel()
+		if err != nil {
+			blocked = true
+			if s < 3 {
+				t.Errorf("blocked at batch %d already", s)
+			}
+			break
+		}
+	}
+	if !blocked {
+		t.Error("50 batches went into a 2000-byte spool without pushing back")
 	}
 }

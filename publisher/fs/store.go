@@ -5,6 +5,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,4 +175,112 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("fs: get %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// Stat reads the object to describe it: a directory store keeps no metadata,
+// so the content headers are the ones every object is served with.
+func (s *Store) Stat(ctx context.Context, key string) (publisher.Info, error) {
+	b, err := s.Get(ctx, key)
+	if err != nil {
+		return publisher.Info{}, err
+	}
+	sum := md5.Sum(b)
+	return publisher.Info{
+		Size:            int64(len(b)),
+		ETag:            `"` + hex.EncodeToString(sum[:]) + `"`,
+		ContentType:     publisher.ContentType,
+		ContentEncoding: publisher.ContentEncoding,
+		CacheControl:    publisher.CacheControl,
+	}, nil
+}
+
+// List walks the directory holding prefix and calls fn with the matching
+// keys in byte order.
+func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(key string) bool) error {
+	for _, part := range strings.Split(prefix, "/") {
+		if part == ".." || part == "." || strings.Contains(part, "\\") {
+			return fmt.Errorf("fs: bad prefix %q", prefix)
+		}
+	}
+	dir := prefix[:strings.LastIndex(prefix, "/")+1]
+	var found []string
+	root := filepath.Join(s.root, filepath.FromSlash(dir))
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if strings.HasPrefix(key, prefix) && key > startAfter {
+			found = append(found, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fs: list %s: %w", prefix, err)
+	}
+	sort.Strings(found)
+	for _, k := range found {
+		if !fn(k) {
+			break
+		}
+	}
+	return nil
+}
+
+// Delete removes the files of keys.
+func (s *Store) Delete(ctx context.Context, keys []string) error {
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		path, err := s.path(key)
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("fs: delete %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Replace writes body to a temporary file and renames it over key.
+func (s *Store) Replace(ctx context.Context, key string, body []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	s.synced.Delete(dir)
+	if err := s.mkdir(dir); err != nil {
+		return fmt.Errorf("fs: replace %s: %w", key, err)
+	}
+	tmp, err := s.writeTemp(dir, body)
+	if err != nil {
+		return fmt.Errorf("fs: replace %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fs: replace %s: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("fs: replace %s: %w", key, err)
+	}
+	return nil
 }
