@@ -31,8 +31,8 @@ func (f *fakeStore) Stat(context.Context, string) (publisher.Info, error) {
 }
 
 func (f *fakeStore) List(context.Context, string, string, func(string) bool) error { return nil }
-func (f *fakeStore) Delete(context.Context, []string) error                     { return nil }
-func (f *fakeStore) Replace(context.Context, string, []byte) error              { return nil }
+func (f *fakeStore) Delete(context.Context, []string) error                        { return nil }
+func (f *fakeStore) Replace(context.Context, string, []byte) error                 { return nil }
 
 // event is one announcement or completion, in the order they happened.
 type event struct {
