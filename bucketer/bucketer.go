@@ -367,7 +367,10 @@ func (b *Bucketer) place(e logstream.Entry, second, ms int64) {
 	}
 	msgs := make([]text, len(post.Messages))
 	for i, m := range post.Messages {
-		msgs[i] = text{text: m.Text, color: m.Color & 0xFFFFFF, mode: Mode(m.Mode)}
+		msgs[i] = text{text: m.Text, color: m.Color & 0xFFFFFF, mode: Mode(m.Mode), index: i}
+		if len(post.Messages) == 1 {
+			msgs[i].index = -1
+		}
 		if msgs[i].mode > Bottom {
 			msgs[i].mode = Scroll
 		}

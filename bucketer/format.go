@@ -80,13 +80,15 @@ func MessageID(seq uint64, index, count int) string {
 	return strconv.FormatUint(seq, 10) + "." + strconv.Itoa(index)
 }
 
-// ParseMessageID splits a message id into its log sequence and index.
+// ParseMessageID splits a message id into its log sequence and its index
+// in a batch entry; index is -1 for the id of a single-message entry.
 func ParseMessageID(id string) (seq uint64, index int, err error) {
 	s, i, batch := strings.Cut(id, ".")
 	seq, err = strconv.ParseUint(s, 10, 64)
 	if err != nil || seq == 0 || (len(s) > 1 && s[0] == '0') {
 		return 0, 0, fmt.Errorf("bucketer: bad message id %q", id)
 	}
+	index = -1
 	if batch {
 		n, err := strconv.ParseUint(i, 10, 31)
 		if err != nil || (len(i) > 1 && i[0] == '0') {
@@ -110,6 +112,22 @@ type text struct {
 	text  string
 	color uint32
 	mode  Mode
+	index int // -1: the entry's only message, id "seq"; else id "seq.index"
+}
+
+// natural reports whether an entry's message ids are the ones its position
+// implies (a lone "seq", or "seq.0" … "seq.n-1"), as they are unless an
+// operator redacted part of a batch.
+func (e *entry) natural() bool {
+	if len(e.msgs) == 1 {
+		return e.msgs[0].index == -1
+	}
+	for i, m := range e.msgs {
+		if m.index != i {
+			return false
+		}
+	}
+	return true
 }
 
 // The body is JSON laid out in columns for size: one row per log entry (a
@@ -126,7 +144,10 @@ type text struct {
 //	 "users":[["u1","Alice"],["u2","Bo"]],
 //	 "text":["hi","草","哈哈","wow"],
 //	 "color":[16777215,…],  0xRRGGBB per message (absent: all white)
-//	 "mode":[0,2,…]}        0 scroll, 1 top, 2 bottom (absent: all scroll)
+//	 "mode":[0,2,…],        0 scroll, 1 top, 2 bottom (absent: all scroll)
+//	 "index":[-1,-1,0,2]}   per message, its index in a batch entry, -1 for a
+//	                        lone message; present only after a redaction
+//	                        removed part of a batch (absent: implied)
 func encode(room string, start int64, seconds int, entries []entry) []byte {
 	b := make([]byte, 0, 128+64*len(entries))
 	b = append(b, `{"v":`...)
@@ -236,6 +257,12 @@ func encode(room string, start int64, seconds int, entries []entry) []byte {
 	if !allScroll {
 		b = appendColumn(b, `,"mode":[`, entries, func(m text) int64 { return int64(m.mode) })
 	}
+	for i := range entries {
+		if !entries[i].natural() {
+			b = appendColumn(b, `,"index":[`, entries, func(m text) int64 { return int64(m.index) })
+			break
+		}
+	}
 	return append(b, '}')
 }
 
@@ -316,12 +343,9 @@ func Encode(b *Body) ([]byte, error) {
 	var entries []entry
 	for i := 0; i < len(b.Messages); {
 		m := b.Messages[i]
-		seq, index, err := ParseMessageID(m.ID)
+		seq, _, err := ParseMessageID(m.ID)
 		if err != nil {
 			return nil, fmt.Errorf("bucketer: encode: %w", err)
-		}
-		if index != 0 {
-			return nil, fmt.Errorf("bucketer: encode: message %s does not start its entry", m.ID)
 		}
 		ms := (m.Second-b.Start)*1000 + int64(m.OffsetMS)
 		if m.OffsetMS < 0 || m.OffsetMS > 999 || ms < 0 || ms >= int64(b.Seconds)*1000 {
@@ -331,7 +355,7 @@ func Encode(b *Body) ([]byte, error) {
 		j := i
 		for ; j < len(b.Messages); j++ {
 			n := b.Messages[j]
-			s, _, err := ParseMessageID(n.ID)
+			s, index, err := ParseMessageID(n.ID)
 			if err != nil {
 				return nil, fmt.Errorf("bucketer: encode: %w", err)
 			}
@@ -341,12 +365,10 @@ func Encode(b *Body) ([]byte, error) {
 			if n.Second != m.Second || n.OffsetMS != m.OffsetMS || n.UserID != m.UserID || n.UserName != m.UserName {
 				return nil, fmt.Errorf("bucketer: encode: messages of entry %d differ in time or user", seq)
 			}
-			e.msgs = append(e.msgs, text{text: n.Text, color: n.Color & 0xFFFFFF, mode: n.Mode})
-		}
-		for k := range e.msgs {
-			if want := MessageID(seq, k, len(e.msgs)); b.Messages[i+k].ID != want {
-				return nil, fmt.Errorf("bucketer: encode: message %s where %s belongs", b.Messages[i+k].ID, want)
+			if len(e.msgs) > 0 && (index <= e.msgs[len(e.msgs)-1].index || e.msgs[0].index == -1) {
+				return nil, fmt.Errorf("bucketer: encode: message %s is out of order in its entry", n.ID)
 			}
+			e.msgs = append(e.msgs, text{text: n.Text, color: n.Color & 0xFFFFFF, mode: n.Mode, index: index})
 		}
 		if len(entries) > 0 && seq <= entries[len(entries)-1].seq {
 			return nil, fmt.Errorf("bucketer: encode: entry %d after %d is out of log order", seq, entries[len(entries)-1].seq)
@@ -371,6 +393,7 @@ type wire struct {
 	Text    []string    `json:"text"`
 	Color   []uint32    `json:"color"`
 	Mode    []uint8     `json:"mode"`
+	Index   []int       `json:"index"`
 }
 
 // ErrFormat means a body is not a well-formed bucket or segment.
@@ -433,6 +456,9 @@ func Decode(data []byte) (*Body, error) {
 	if w.Mode != nil && len(w.Mode) != total {
 		return bad("%d modes for %d messages", len(w.Mode), total)
 	}
+	if w.Index != nil && len(w.Index) != total {
+		return bad("%d indexes for %d messages", len(w.Index), total)
+	}
 	body := &Body{Room: w.Room, Start: w.Start, Seconds: w.Seconds, Messages: make([]Message, 0, total)}
 	var seq int64
 	var ms int64
@@ -460,9 +486,22 @@ func Decode(data []byte) (*Body, error) {
 		if w.Count != nil {
 			c = w.Count[i]
 		}
+		prevIndex := -2
 		for j := 0; j < c; j++ {
+			id := MessageID(uint64(seq), j, c)
+			if w.Index != nil {
+				x := w.Index[k]
+				if x < -1 || x <= prevIndex || (x == -1 && c > 1) || x > maxDecodedMessages {
+					return bad("message %d has index %d", k, x)
+				}
+				prevIndex = x
+				id = strconv.FormatUint(uint64(seq), 10)
+				if x >= 0 {
+					id += "." + strconv.Itoa(x)
+				}
+			}
 			m := Message{
-				ID:       MessageID(uint64(seq), j, c),
+				ID:       id,
 				Second:   w.Start + ms/1000,
 				OffsetMS: int(ms % 1000),
 				UserID:   w.Users[u][0],
@@ -539,3 +578,39 @@ func Gzip(raw []byte) []byte {
 func EmptyBody(room string, start int64, seconds int) []byte {
 	return Gzip(encode(room, start, seconds, nil))
 }
+
+// Redact removes the messages whose ids are in ids from a stored object and
+// returns the new stored bytes and how many messages went. A body left with
+// no messages returns nil: like any empty second, it should have no object.
+// An object holding none of the ids comes back unchanged with removed == 0.
+func Redact(gz []byte, ids map[string]bool) (out []byte, removed int, err error) {
+	b, err := DecodeGzip(gz)
+	if err != nil {
+		return nil, 0, err
+	}
+	kept := b.Messages[:0:0]
+	for _, m := range b.Messages {
+		if ids[m.ID] {
+			removed++
+			continue
+		}
+		kept = append(kept, m)
+	}
+	if removed == 0 {
+		return gz, 0, nil
+	}
+	if len(kept) == 0 {
+		return nil, removed, nil
+	}
+	b.Messages = renumber(kept)
+	raw, err := Encode(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	return Gzip(raw), removed, nil
+}
+
+// renumber keeps message ids valid after some messages of a batch entry
+// were removed: the ids of the survivors stay as they were, so a batch
+// entry left with one message keeps its "seq.index" id.
+func renumber(msgs []Message) []Message { return msgs }

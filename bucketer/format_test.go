@@ -11,10 +11,10 @@ import (
 
 func sampleEntries() []entry {
 	return []entry{
-		{seq: 1201, ms: 12, user: "u1", name: "Alice", msgs: []text{{text: "hi", color: DefaultColor}}},
-		{seq: 1204, ms: 305, user: "u2", name: "小明", msgs: []text{{text: "草", color: 0xFE0302, mode: Top}}},
+		{seq: 1201, ms: 12, user: "u1", name: "Alice", msgs: []text{{text: "hi", color: DefaultColor, index: -1}}},
+		{seq: 1204, ms: 305, user: "u2", name: "小明", msgs: []text{{text: "草", color: 0xFE0302, mode: Top, index: -1}}},
 		{seq: 1205, ms: 305, user: "u1", name: "Alice", msgs: []text{
-			{text: "哈哈 🎉", color: DefaultColor}, {text: `quote " back \ slash`, color: DefaultColor, mode: Bottom}}},
+			{text: "哈哈 🎉", color: DefaultColor}, {text: `quote " back \ slash`, color: DefaultColor, mode: Bottom, index: 1}}},
 	}
 }
 
@@ -47,10 +47,10 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 
 func TestEncodeLeavesOutDefaultColumns(t *testing.T) {
 	raw := string(encode("r", 10, 1, []entry{
-		{seq: 5, ms: 1, user: "", name: "", msgs: []text{{text: "a", color: DefaultColor}}},
-		{seq: 7, ms: 2, user: "", name: "", msgs: []text{{text: "b", color: DefaultColor}}},
+		{seq: 5, ms: 1, user: "", name: "", msgs: []text{{text: "a", color: DefaultColor, index: -1}}},
+		{seq: 7, ms: 2, user: "", name: "", msgs: []text{{text: "b", color: DefaultColor, index: -1}}},
 	}))
-	for _, key := range []string{`"count"`, `"user"`, `"color"`, `"mode"`} {
+	for _, key := range []string{`"count"`, `"user"`, `"color"`, `"mode"`, `"index"`} {
 		if strings.Contains(raw, key) {
 			t.Errorf("%s present in %s", key, raw)
 		}
@@ -65,7 +65,7 @@ func TestEncodeEmptyAndSegment(t *testing.T) {
 	if err != nil || len(b.Messages) != 0 || b.Start != 1764318000 {
 		t.Fatalf("empty: %+v %v", b, err)
 	}
-	seg := encode("r", 1764318000, 10, []entry{{seq: 9, ms: 9123, msgs: []text{{text: "x", color: DefaultColor}}}})
+	seg := encode("r", 1764318000, 10, []entry{{seq: 9, ms: 9123, msgs: []text{{text: "x", color: DefaultColor, index: -1}}}})
 	b, err = Decode(seg)
 	if err != nil {
 		t.Fatal(err)
@@ -138,10 +138,10 @@ func TestGzipIsDeterministic(t *testing.T) {
 }
 
 func TestMessageIDs(t *testing.T) {
-	good := map[string][2]uint64{"1": {1, 0}, "1205": {1205, 0}, "1205.0": {1205, 0}, "1205.17": {1205, 17}}
+	good := map[string][2]int64{"1": {1, -1}, "1205": {1205, -1}, "1205.0": {1205, 0}, "1205.17": {1205, 17}}
 	for id, want := range good {
 		seq, idx, err := ParseMessageID(id)
-		if err != nil || seq != want[0] || uint64(idx) != want[1] {
+		if err != nil || int64(seq) != want[0] || int64(idx) != want[1] {
 			t.Errorf("ParseMessageID(%q) = %d, %d, %v", id, seq, idx, err)
 		}
 	}
@@ -161,9 +161,9 @@ func TestEncodeRefusesWhatTheLogCannotHold(t *testing.T) {
 		"bad id":        {{ID: "x", Second: 100, Text: "a"}},
 		"outside":       {{ID: "5", Second: 101, Text: "a"}},
 		"out of order":  {{ID: "6", Second: 100, Text: "a"}, base},
-		"batch starts1": {{ID: "5.1", Second: 100, Text: "a"}},
 		"batch differs": {{ID: "5.0", Second: 100, UserID: "a", Text: "a"}, {ID: "5.1", Second: 100, UserID: "b", Text: "b"}},
-		"batch gap":     {{ID: "5.0", Second: 100, Text: "a"}, {ID: "5.2", Second: 100, Text: "b"}},
+		"batch reorder": {{ID: "5.1", Second: 100, Text: "a"}, {ID: "5.0", Second: 100, Text: "b"}},
+		"lone in batch": {{ID: "5", Second: 100, Text: "a"}, {ID: "5.1", Second: 100, Text: "b"}},
 	}
 	for name, msgs := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -223,4 +223,35 @@ func normalise(b *Body) *Body {
 		c.Messages = []Message{}
 	}
 	return &c
+}
+
+func TestRedactKeepsTheOtherIDs(t *testing.T) {
+	gz := Gzip(encode("lobby", 1764318000, 1, sampleEntries()))
+	out, removed, err := Redact(gz, map[string]bool{"1204": true, "1205.0": true, "nope": true})
+	if err != nil || removed != 2 {
+		t.Fatalf("Redact = %d removed, %v", removed, err)
+	}
+	b, err := DecodeGzip(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range b.Messages {
+		ids = append(ids, m.ID)
+	}
+	if strings.Join(ids, " ") != "1201 1205.1" {
+		t.Errorf("ids after redaction: %v", ids)
+	}
+	if b.Messages[1].Text != `quote " back \ slash` || b.Messages[1].Mode != Bottom {
+		t.Errorf("survivor changed: %+v", b.Messages[1])
+	}
+	// Redacting the same ids again changes nothing; redacting everything
+	// leaves no object.
+	again, removed, _ := Redact(out, map[string]bool{"1204": true})
+	if removed != 0 || !bytes.Equal(again, out) {
+		t.Error("a second redaction of gone ids changed the object")
+	}
+	if none, removed, err := Redact(out, map[string]bool{"1201": true, "1205.1": true}); none != nil || removed != 2 || err != nil {
+		t.Errorf("redacting every message = %d bytes, %d, %v; want no object", len(none), removed, err)
+	}
 }

@@ -49,6 +49,7 @@ type serveOptions struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	AdminToken      string
 
 	// onListen, if set, is told the address the server listens on (tests
 	// listen on port 0).
@@ -76,6 +77,7 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.QueueMemory, "queue-memory-bytes", 32<<20, "bytes of sealed buckets waiting for the store kept in memory before they spill to DATA/spool")
 	fs.Int64Var(&o.SpoolBytes, "spool-bytes", 1<<30, "most bytes of sealed buckets kept in DATA/spool while the store is failing; past it, sealing waits")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop may take")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "bearer token for the /admin/v1 API (ring drop and redaction); the API is off when empty")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 }
@@ -225,6 +227,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	ing.Register(mux)
 	org.Register(mux)
+	org.RegisterAdmin(mux, opts.AdminToken)
 	registerOps(mux, reg, map[string]func() bool{
 		"log":    lg.Ready,
 		"writer": bkt.Ready,

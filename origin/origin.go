@@ -291,7 +291,7 @@ func (o *Origin) sealedMiss(ctx context.Context, kind keys.Kind, room string, se
 	span := int64(o.cfg.RingSeconds)
 	cover := o.coverage(room)
 	if rr != nil {
-		cover = max(cover, rr.coverFrom)
+		cover = max(cover, rr.coverFrom.Load())
 	}
 	inSpan := last > m.sealed-span
 	if inSpan && last >= cover {

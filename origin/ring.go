@@ -35,27 +35,45 @@ func newItem(second int64, gz []byte, etag string) *item {
 	return &item{second: second, gz: gz, etag: etag, length: strconv.Itoa(len(gz))}
 }
 
+// ringSlot holds one object, replaced whole.
+type ringSlot = atomic.Pointer[item]
+
 // roomRing holds a room's newest buckets and segments. Slots are written
-// under Origin.mu and read without locks.
+// under Origin.mu (or, for store fills, with the same bytes) and read
+// without locks.
 type roomRing struct {
-	buckets  []atomic.Pointer[item] // slot second % len
-	segments []atomic.Pointer[item] // slot (start/10) % len
+	buckets  []ringSlot // slot second % len
+	segments []ringSlot // slot (start/10) % len
 	// coverFrom is the first second for which this ring saw every
 	// announcement: from there on, within the ring's span, a sealed second
-	// missing here has no messages.
-	coverFrom int64
+	// missing here has no messages. An admin drop moves it forward.
+	coverFrom atomic.Int64
 	newest    atomic.Int64 // newest second of any object announced
 }
 
-func (o *Origin) newRoomRing(cover int64) *roomRing {
-	return &roomRing{
-		buckets:   make([]atomic.Pointer[item], o.cfg.RingSeconds),
-		segments:  make([]atomic.Pointer[item], o.segmentSlots),
-		coverFrom: cover,
+// each calls fn for every occupied slot of kind.
+func (r *roomRing) each(kind keys.Kind, fn func(slot *ringSlot, it *item)) {
+	slots := r.buckets
+	if kind == keys.Segment {
+		slots = r.segments
+	}
+	for i := range slots {
+		if it := slots[i].Load(); it != nil {
+			fn(&slots[i], it)
+		}
 	}
 }
 
-func (r *roomRing) slot(kind keys.Kind, second int64) *atomic.Pointer[item] {
+func (o *Origin) newRoomRing(cover int64) *roomRing {
+	r := &roomRing{
+		buckets:  make([]ringSlot, o.cfg.RingSeconds),
+		segments: make([]ringSlot, o.segmentSlots),
+	}
+	r.coverFrom.Store(cover)
+	return r
+}
+
+func (r *roomRing) slot(kind keys.Kind, second int64) *ringSlot {
 	if kind == keys.Segment {
 		return &r.segments[int((second/keys.SegmentSeconds)%int64(len(r.segments)))]
 	}
