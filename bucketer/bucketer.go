@@ -135,10 +135,8 @@ type Bucketer struct {
 	metrics *metrics
 
 	// Loop state, owned by Run's goroutine.
-	sealed    int64 // every second ≤ sealed is sealed; -1 before the first entry
-	highMS    int64 // newest log timestamp seen, unix ms
+	sealer    *Sealer
 	nextSeq   uint64
-	rooms     map[string]*room
 	windows   []window // segment windows with entries that are not all durable
 	inflight  []*Batch // handed to the sink, not yet done, in order
 	published int64    // every object of a second ≤ published is durable
@@ -160,15 +158,6 @@ type window struct {
 	firstSeq uint64
 }
 
-type room struct {
-	entries []placed // in log order, sealed or not, until their segment is sealed
-}
-
-type placed struct {
-	second int64
-	entry
-}
-
 // New checks cfg and returns a Bucketer.
 func New(cfg Config) (*Bucketer, error) {
 	if cfg.Source == nil || cfg.Checkpoints == nil || cfg.Sink == nil {
@@ -186,14 +175,16 @@ func New(cfg Config) (*Bucketer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Bucketer{
+	b := &Bucketer{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Registerer),
-		sealed:  -1,
-		rooms:   make(map[string]*room),
 		doneSig: make(chan struct{}, 1),
-	}, nil
+	}
+	b.sealer = NewSealer(SealerConfig{Grace: cfg.Grace, Observer: b.metrics, OnSkip: func(e logstream.Entry, err error) {
+		b.log.Error("skipping unreadable log entry", "seq", e.Seq, "room", e.Room, "err", err)
+	}})
+	return b, nil
 }
 
 // Ready reports whether the bucketer has caught up with the log since it
@@ -208,7 +199,7 @@ func (b *Bucketer) setReady() {
 	b.readyMu.Lock()
 	if !b.ready {
 		b.ready = true
-		b.log.Info("writer caught up with the log", "sealed", b.sealed, "seq", b.nextSeq-1)
+		b.log.Info("writer caught up with the log", "sealed", b.sealer.Sealed(), "seq", b.nextSeq-1)
 	}
 	b.readyMu.Unlock()
 }
@@ -226,13 +217,13 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 	b.published = ck.Published
 	b.durableTo = ck.Published
 	if ck.Second > 0 {
-		b.sealed = ck.Second - 1
+		b.sealer.Resume(ck.Second - 1)
 	}
 	last, err := b.cfg.Source.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("bucketer: %w", err)
 	}
-	b.log.Info("writer resuming", "seq", b.nextSeq, "sealed", b.sealed, "published", b.published, "log_last", last)
+	b.log.Info("writer resuming", "seq", b.nextSeq, "sealed", b.sealer.Sealed(), "published", b.published, "log_last", last)
 	if last < b.nextSeq {
 		b.setReady()
 	}
@@ -310,36 +301,30 @@ func (b *Bucketer) loadCheckpoint(ctx context.Context) (Checkpoint, error) {
 	return ck, nil
 }
 
-// process applies one log entry: place it in its second, then seal whatever
-// the log has now moved past.
+// process applies one log entry and hands whatever it sealed to the sink.
 func (b *Bucketer) process(ctx context.Context, e logstream.Entry) error {
 	b.nextSeq = e.Seq + 1
-	ms := e.Time.UnixMilli()
-	second := floorDiv(ms, 1000)
-	if b.sealed < 0 {
-		b.sealed = second - 1
-	}
-	// A second is never reopened: if the log's clock stepped back past a
-	// sealed second, the entry joins the first open one.
-	if second <= b.sealed {
-		second = b.sealed + 1
-	}
+	from := b.sealer.Sealed()
+	objs, second, sealed := b.sealer.Add(e)
 	b.noteWindow(keys.SegmentStart(second), e.Seq)
-	b.metrics.entries.Inc()
-	if e.Room != "" {
-		b.place(e, second, ms)
-	}
-	if ms > b.highMS {
-		b.highMS = ms
-	}
 	if e.Pending == 0 {
 		b.setReady()
 	}
-	// The newest S with S+1+grace ≤ high water.
-	through := floorDiv(b.highMS-b.cfg.Grace.Milliseconds(), 1000) - 1
-	if through > b.sealed {
-		return b.seal(ctx, through)
+	if !sealed {
+		return nil
 	}
+	through := b.sealer.Sealed()
+	batch := &Batch{From: from, Through: through, Objects: objs, done: b.finished}
+	for i := range batch.Objects {
+		o := &batch.Objects[i]
+		o.Durable = o.Second+o.Kind.Seconds()-1 <= b.durableTo
+	}
+	b.metrics.sealed.Set(float64(through))
+	b.metrics.sealDelay.Observe(time.Since(time.Unix(through+1, 0)).Seconds())
+	if err := b.cfg.Sink.Seal(ctx, batch); err != nil {
+		return fmt.Errorf("bucketer: seal through %d: %w", through, err)
+	}
+	b.inflight = append(b.inflight, batch)
 	return nil
 }
 
@@ -350,137 +335,6 @@ func (b *Bucketer) noteWindow(start int64, seq uint64) {
 		}
 	}
 	b.windows = append(b.windows, window{start: start, firstSeq: seq})
-}
-
-func (b *Bucketer) place(e logstream.Entry, second, ms int64) {
-	post, err := logstream.DecodePost(e.Data)
-	if err != nil {
-		// Ingest validated it, so this is a foreign or damaged entry;
-		// skipping it is the same decision on every rebuild.
-		b.metrics.skipped.Inc()
-		b.log.Error("skipping unreadable log entry", "seq", e.Seq, "room", e.Room, "err", err)
-		return
-	}
-	offset := ms - second*1000
-	if offset < 0 { // moved forward into an open second
-		offset = 0
-	}
-	msgs := make([]text, len(post.Messages))
-	for i, m := range post.Messages {
-		msgs[i] = text{text: m.Text, color: m.Color & 0xFFFFFF, mode: Mode(m.Mode), index: i}
-		if len(post.Messages) == 1 {
-			msgs[i].index = -1
-		}
-		if msgs[i].mode > Bottom {
-			msgs[i].mode = Scroll
-		}
-	}
-	r := b.rooms[e.Room]
-	if r == nil {
-		r = &room{}
-		b.rooms[e.Room] = r
-	}
-	r.entries = append(r.entries, placed{second: second, entry: entry{
-		seq: e.Seq, ms: int(offset), user: post.UserID, name: post.UserName, msgs: msgs,
-	}})
-	b.metrics.messages.Add(float64(len(msgs)))
-}
-
-// seal seals every second in (b.sealed, through] and hands the batch to the
-// sink.
-func (b *Bucketer) seal(ctx context.Context, through int64) error {
-	batch := &Batch{From: b.sealed, Through: through, done: b.finished}
-	for name, r := range b.rooms {
-		batch.Objects = b.sealRoom(batch.Objects, name, r, through)
-		if len(r.entries) == 0 {
-			delete(b.rooms, name)
-		}
-	}
-	now := time.Now()
-	for _, o := range batch.Objects {
-		if o.Kind == keys.Bucket {
-			b.metrics.buckets.Inc()
-			b.metrics.bucketBytes.Observe(float64(len(o.Body)))
-		} else {
-			b.metrics.segments.Inc()
-		}
-	}
-	b.sealed = through
-	b.metrics.sealed.Set(float64(through))
-	b.metrics.sealDelay.Observe(now.Sub(time.Unix(through+1, 0)).Seconds())
-	if err := b.cfg.Sink.Seal(ctx, batch); err != nil {
-		return fmt.Errorf("bucketer: seal through %d: %w", through, err)
-	}
-	b.inflight = append(b.inflight, batch)
-	return nil
-}
-
-// sealRoom appends the objects of room name sealed by moving to through:
-// one bucket per newly sealed second with messages, one segment per newly
-// complete window with messages.
-func (b *Bucketer) sealRoom(objs []Object, name string, r *room, through int64) []Object {
-	// Buckets, in second order. Entries are in log order, which is second
-	// order except across clock steps, so gather per second.
-	var seconds []int64
-	for _, p := range r.entries {
-		if p.second > b.sealed && p.second <= through {
-			seconds = appendUnique(seconds, p.second)
-		}
-	}
-	for _, s := range seconds {
-		var es []entry
-		n := 0
-		for _, p := range r.entries {
-			if p.second == s {
-				es = append(es, p.entry)
-				n += len(p.msgs)
-			}
-		}
-		o := NewObject(keys.Bucket, name, s, encode(name, s, 1, es), n)
-		o.Durable = s <= b.durableTo
-		objs = append(objs, o)
-	}
-	// Segments whose last second is now sealed.
-	keep := r.entries[:0]
-	var segStarts []int64
-	for _, p := range r.entries {
-		w := keys.SegmentStart(p.second)
-		if w+keys.SegmentSeconds-1 <= through {
-			segStarts = appendUnique(segStarts, w)
-		}
-	}
-	for _, w := range segStarts {
-		var es []entry
-		n := 0
-		for _, p := range r.entries {
-			if keys.SegmentStart(p.second) == w {
-				e := p.entry
-				e.ms += int(p.second-w) * 1000
-				es = append(es, e)
-				n += len(p.msgs)
-			}
-		}
-		o := NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es), n)
-		o.Durable = w+keys.SegmentSeconds-1 <= b.durableTo
-		objs = append(objs, o)
-	}
-	for _, p := range r.entries {
-		if keys.SegmentStart(p.second)+keys.SegmentSeconds-1 > through {
-			keep = append(keep, p)
-		}
-	}
-	clear(r.entries[len(keep):])
-	r.entries = keep
-	return objs
-}
-
-func appendUnique(s []int64, v int64) []int64 {
-	for _, x := range s {
-		if x == v {
-			return s
-		}
-	}
-	return append(s, v)
 }
 
 // finished is Batch.Done: it may run on any goroutine.
@@ -556,6 +410,18 @@ type metrics struct {
 	checkpointErrors           prometheus.Counter
 	bucketBytes, sealDelay     prometheus.Histogram
 	sealed, published          prometheus.Gauge
+}
+
+func (m *metrics) Entry()       { m.entries.Inc() }
+func (m *metrics) Placed(n int) { m.messages.Add(float64(n)) }
+func (m *metrics) Skipped()     { m.skipped.Inc() }
+func (m *metrics) Sealed(o *Object) {
+	if o.Kind == keys.Bucket {
+		m.buckets.Inc()
+		m.bucketBytes.Observe(float64(len(o.Body)))
+	} else {
+		m.segments.Inc()
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

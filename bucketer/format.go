@@ -2,10 +2,13 @@ package bucketer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -614,3 +617,82 @@ func Redact(gz []byte, ids map[string]bool) (out []byte, removed int, err error)
 // were removed: the ids of the survivors stay as they were, so a batch
 // entry left with one message keeps its "seq.index" id.
 func renumber(msgs []Message) []Message { return msgs }
+
+// MarshalText writes a mode as "scroll", "top" or "bottom".
+func (m Mode) MarshalText() ([]byte, error) {
+	if int(m) >= len(modeNames) {
+		return nil, fmt.Errorf("bucketer: mode %d", m)
+	}
+	return []byte(modeNames[m]), nil
+}
+
+// UnmarshalText reads "scroll", "top" or "bottom".
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, ok := ParseMode(string(b))
+	if !ok {
+		return fmt.Errorf("bucketer: mode %q: want scroll, top or bottom", b)
+	}
+	*m = v
+	return nil
+}
+
+// Exported is one line of an export: a message and its room. Backfill reads
+// these lines back and rebuilds byte-identical objects from them.
+type Exported struct {
+	Room string `json:"room"`
+	Message
+}
+
+// Objects rebuilds the objects of one room from its messages: a bucket for
+// every second with messages and a segment for every window that windows
+// admits. Messages may come in any order; they are put back in log order.
+func Objects(room string, msgs []Message, windows func(start int64) bool) ([]Object, error) {
+	if !keys.ValidRoom(room) {
+		return nil, fmt.Errorf("bucketer: %w", keys.ErrRoom)
+	}
+	sorted := append([]Message(nil), msgs...)
+	var sortErr error
+	key := func(m Message) (uint64, int) {
+		seq, idx, err := ParseMessageID(m.ID)
+		if err != nil && sortErr == nil {
+			sortErr = err
+		}
+		return seq, idx
+	}
+	slices.SortStableFunc(sorted, func(a, b Message) int {
+		as, ai := key(a)
+		bs, bi := key(b)
+		if c := cmp.Compare(as, bs); c != 0 {
+			return c
+		}
+		return cmp.Compare(ai, bi)
+	})
+	if sortErr != nil {
+		return nil, fmt.Errorf("bucketer: %w", sortErr)
+	}
+	bySecond := map[int64][]Message{}
+	byWindow := map[int64][]Message{}
+	for _, m := range sorted {
+		bySecond[m.Second] = append(bySecond[m.Second], m)
+		byWindow[keys.SegmentStart(m.Second)] = append(byWindow[keys.SegmentStart(m.Second)], m)
+	}
+	var objs []Object
+	for _, sec := range slices.Sorted(maps.Keys(bySecond)) {
+		raw, err := Encode(&Body{Room: room, Start: sec, Seconds: 1, Messages: bySecond[sec]})
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, NewObject(keys.Bucket, room, sec, raw, len(bySecond[sec])))
+	}
+	for _, w := range slices.Sorted(maps.Keys(byWindow)) {
+		if windows != nil && !windows(w) {
+			continue
+		}
+		raw, err := Encode(&Body{Room: room, Start: w, Seconds: keys.SegmentSeconds, Messages: byWindow[w]})
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, NewObject(keys.Segment, room, w, raw, len(byWindow[w])))
+	}
+	return objs, nil
+}

@@ -22,12 +22,18 @@ import (
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRootCommand(os.Stdout, os.Stderr)
+	return run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// run executes one command line: 0 on success, 2 for a usage error, 1 for
+// anything else, with the error on one line of stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "danmaku: %v\n", err)
+		fmt.Fprintf(stderr, "danmaku: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		var u usageError
-		if errors.As(err, &u) {
+		if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
 			return 2
 		}
 		return 1
@@ -61,6 +67,9 @@ is DANMAKU_S3_ENDPOINT, and so on. A flag on the command line wins.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCommand(),
+		newBackfillCommand(),
+		newExportCommand(),
+		newPurgeCommand(),
 		newVersionCommand(),
 	)
 	return root

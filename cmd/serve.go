@@ -31,6 +31,7 @@ type serveOptions struct {
 	Listen          string
 	Data            string
 	NATS            []string
+	NATSListen      string
 	Role            string
 	RingSeconds     int
 	Hold            time.Duration
@@ -61,6 +62,7 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Data, "data", "./data", "data directory: the embedded log, and the default store under DATA/store")
 	o.storeOptions.AddFlags(fs)
 	fs.StringSliceVar(&o.NATS, "nats", nil, "URL[,URL...] of an external NATS JetStream cluster (default: an embedded server storing under DATA/nats)")
+	fs.StringVar(&o.NATSListen, "nats-listen", "", "also serve the embedded log at this host:port, so backfill and export can reach it while serve runs (e.g. 127.0.0.1:4222)")
 	fs.StringVar(&o.Role, "role", "all", "what this process runs: all")
 	fs.IntVar(&o.RingSeconds, "ring-seconds", 60, "newest seconds of each room the origin keeps in memory")
 	fs.DurationVar(&o.Hold, "hold", origin.DefaultHold, "longest a read of a second that has not sealed yet waits before a 404")
@@ -170,6 +172,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		SyncAlways: opts.LogFsync,
 		Name:       "danmaku serve",
 		Logger:     log,
+		Listen:     opts.NATSListen,
 	})
 	if err != nil {
 		return err
@@ -273,6 +276,9 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		}
 	}()
 	addr := ln.Addr().String()
+	if u := lg.ClientURL(); u != "" {
+		logDesc += ", reachable at " + u
+	}
 	log.Info("danmaku serving", "addr", "http://"+addr, "store", storeDesc, "log", logDesc)
 	if opts.onListen != nil {
 		opts.onListen(addr)

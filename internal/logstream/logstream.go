@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -53,6 +55,9 @@ type Config struct {
 	Name string
 	// Logger receives the embedded server's warnings and errors.
 	Logger *slog.Logger
+	// Listen, if set, also serves the embedded server to other processes
+	// (backfill, export, more danmaku roles) at this host:port.
+	Listen string
 }
 
 const checkpointBucket = "danmaku_checkpoints"
@@ -67,6 +72,7 @@ type Log struct {
 	kv       jetstream.KeyValue
 	log      *slog.Logger
 	embedded bool
+	lock     *os.File // held while the embedded server owns its directory
 }
 
 // Open starts the embedded server when no URLs are given, connects, and
@@ -103,11 +109,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	var url string
 	if len(cfg.URLs) == 0 {
-		srv, err := startEmbedded(cfg)
+		srv, lock, err := startEmbedded(cfg)
 		if err != nil {
 			return nil, err
 		}
-		l.srv, l.embedded = srv, true
+		l.srv, l.lock, l.embedded = srv, lock, true
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		url = strings.Join(cfg.URLs, ",")
@@ -130,32 +136,57 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+func startEmbedded(cfg Config) (*server.Server, *os.File, error) {
 	if cfg.DataDir == "" {
-		return nil, errors.New("logstream: embedded server needs a data directory")
+		return nil, nil, errors.New("logstream: embedded server needs a data directory")
 	}
 	dir := filepath.Join(cfg.DataDir, "nats")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("logstream: create %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("logstream: create %s: %w", dir, err)
 	}
-	srv, err := server.NewServer(&server.Options{
+	// Two servers on one directory would corrupt it; the server does not
+	// guard against that, so take a lock for as long as this one runs.
+	lock, err := os.OpenFile(filepath.Join(dir, "danmaku.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("logstream: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("logstream: the log in %s is in use by another danmaku process (a running serve?): stop it, or reach its log with --nats", dir)
+	}
+	opts := &server.Options{
 		ServerName: "danmaku-embedded",
 		DontListen: true,
 		JetStream:  true,
 		StoreDir:   dir,
 		SyncAlways: cfg.SyncAlways,
 		NoSigs:     true,
-	})
+	}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			lock.Close()
+			return nil, nil, fmt.Errorf("logstream: listen address %q: want host:port", cfg.Listen)
+		}
+		if n == 0 {
+			n = server.RANDOM_PORT
+		}
+		opts.DontListen, opts.Host, opts.Port = false, host, n
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("logstream: embedded server: %w", err)
+		lock.Close()
+		return nil, nil, fmt.Errorf("logstream: embedded server: %w", err)
 	}
 	srv.SetLoggerV2(serverLogger{cfg.Logger.With("component", "nats")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("logstream: embedded server in %s did not start within 30s", dir)
+		lock.Close()
+		return nil, nil, fmt.Errorf("logstream: embedded server in %s did not start within 30s", dir)
 	}
-	return srv, nil
+	return srv, lock, nil
 }
 
 func (l *Log) ensure(ctx context.Context) error {
@@ -205,6 +236,18 @@ func (l *Log) Close() {
 		l.srv.Shutdown()
 		l.srv.WaitForShutdown()
 	}
+	if l.lock != nil {
+		l.lock.Close() // releases the lock
+	}
+}
+
+// ClientURL is where other processes reach the embedded server, or "" when
+// it does not listen.
+func (l *Log) ClientURL() string {
+	if l.srv == nil || l.cfg.Listen == "" {
+		return ""
+	}
+	return l.srv.ClientURL()
 }
 
 // Ready reports whether the connection to the log is up.
@@ -287,9 +330,6 @@ type Entry struct {
 // sequence from on, in log order, until ctx ends or fn returns an error.
 // Ticks are always included.
 func (l *Log) Read(ctx context.Context, from uint64, partitions []int, fn func(Entry) error) error {
-	if from == 0 {
-		from = 1
-	}
 	filters := []string{AllMessages, TickSubject}
 	if partitions != nil {
 		filters = []string{TickSubject}
@@ -297,17 +337,38 @@ func (l *Log) Read(ctx context.Context, from uint64, partitions []int, fn func(E
 			filters = append(filters, PartitionSubject(p))
 		}
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
+	return l.read(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
-	})
+		OptStartSeq:    max(from, 1),
+	}, fn)
+}
+
+// ReadSince is Read from the first entry stored at or after start, for the
+// given rooms (nil: all), ticks included.
+func (l *Log) ReadSince(ctx context.Context, start time.Time, rooms []string, fn func(Entry) error) error {
+	filters := []string{AllMessages, TickSubject}
+	if rooms != nil {
+		filters = []string{TickSubject}
+		for _, r := range rooms {
+			filters = append(filters, Subject(r))
+		}
+	}
+	return l.read(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+	}, fn)
+}
+
+func (l *Log) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(Entry) error) error {
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cfg)
 	if err != nil {
-		return fmt.Errorf("logstream: read from %d: %w", from, err)
+		return fmt.Errorf("logstream: read: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return fmt.Errorf("logstream: read from %d: %w", from, err)
+		return fmt.Errorf("logstream: read: %w", err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()

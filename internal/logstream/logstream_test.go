@@ -225,3 +225,68 @@ func TestPostRoundTrip(t *testing.T) {
 		t.Error("a post without messages decoded")
 	}
 }
+
+func TestEmbeddedDirectoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), Config{DataDir: dir}); err == nil {
+		t.Fatal("a second embedded server opened the same directory")
+	}
+	l.Close()
+	l2, err := Open(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	l2.Close()
+}
+
+func TestReadSinceFiltersRooms(t *testing.T) {
+	l := open(t)
+	ctx := context.Background()
+	l.Append(ctx, "old", []byte("x"), "")
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	want, _ := l.Append(ctx, "keep", []byte("k"), "")
+	l.Append(ctx, "other", []byte("o"), "")
+	l.Tick(ctx)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got []Entry
+	l.ReadSince(rctx, start, []string{"keep"}, func(e Entry) error {
+		got = append(got, e)
+		if e.Pending == 0 {
+			cancel()
+		}
+		return nil
+	})
+	if len(got) != 2 || got[0].Seq != want.Seq || got[0].Room != "keep" || got[1].Room != "" {
+		t.Errorf("read %+v", got)
+	}
+}
+
+func TestListenServesOtherProcesses(t *testing.T) {
+	l, err := Open(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	url := l.ClientURL()
+	if url == "" {
+		t.Fatal("no client URL")
+	}
+	other, err := Open(context.Background(), Config{URLs: []string{url}})
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer other.Close()
+	a, err := other.Append(context.Background(), "r", []byte("via tcp"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := l.Entry(context.Background(), a.Seq); err != nil || string(e.Data) != "via tcp" {
+		t.Errorf("entry %q, %v", e.Data, err)
+	}
+}
