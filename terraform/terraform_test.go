@@ -1324,3 +1324,20 @@ func TestChecksCatchMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeListsInputsAndOutputs keeps the README's tables in step with the
+// module: every variable and output has its row.
+func TestReadmeListsInputsAndOutputs(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := loadModule(t, ".")
+	for _, kind := range []string{"variable", "output"} {
+		for _, b := range m.top(kind) {
+			if !bytes.Contains(readme, []byte("| `"+b.Labels[0]+"` |")) {
+				t.Errorf("README.md has no row for %s %s", kind, b.Labels[0])
+			}
+		}
+	}
+}
