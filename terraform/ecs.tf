@@ -77,6 +77,20 @@ resource "aws_cloudwatch_log_group" "this" {
 # IAM: one execution role, one task role per role (least privilege)
 ################################################################################
 
+# The execution role is assumed by ECS itself (image pulls, logs, secrets);
+# its trust policy carries no source conditions.
+data "aws_iam_policy_document" "execution_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# Task roles: only tasks of this account may assume them.
 data "aws_iam_policy_document" "tasks_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -97,7 +111,7 @@ data "aws_iam_policy_document" "tasks_assume" {
 resource "aws_iam_role" "execution" {
   name_prefix        = "${var.name}-exec-"
   description        = "ECS pulls the danmaku image, writes its logs and reads its secrets"
-  assume_role_policy = data.aws_iam_policy_document.tasks_assume.json
+  assume_role_policy = data.aws_iam_policy_document.execution_assume.json
 
   tags = var.tags
 }
