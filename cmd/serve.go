@@ -24,6 +24,7 @@ import (
 	"github.com/danmaku/danmaku/internal/logstream"
 	"github.com/danmaku/danmaku/origin"
 	"github.com/danmaku/danmaku/publisher"
+	"github.com/danmaku/danmaku/web"
 )
 
 type serveOptions struct {
@@ -222,6 +223,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	ing.Register(mux)
 	org.Register(mux)
+	web.Register(mux)
 	registerOps(mux, reg, map[string]func() bool{
 		"log":    lg.Ready,
 		"writer": bkt.Ready,
