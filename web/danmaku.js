@@ -892,14 +892,34 @@ export function createReplay(options) {
 /* ------------------------------------------------------------------ */
 
 /**
- * Picks a lane for a new comment (pure): the first lane free at nowMs, or
- * -1 if none is.
- * @param {number[]} freeAt per lane, the time from which it takes a new comment
+ * A stage row: when a scrolling comment may enter it, and when it is empty.
+ * @typedef {object} Row
+ * @property {number} enterAt  a scrolling comment may enter from then on
+ * @property {number} clearAt  no comment is in the row from then on
+ */
+
+/**
+ * Picks a row for a new comment (pure), or -1 if none is free. A scrolling
+ * comment takes the first row it can enter; a top comment the first empty
+ * row of the upper third, a bottom one the last empty row of the lower
+ * third, so pinned comments never cover scrolling ones and never crowd
+ * them out.
+ * @param {Row[]} rows
+ * @param {'scroll'|'top'|'bottom'} mode
  * @param {number} nowMs
  * @returns {number}
  */
-export function pickLane(freeAt, nowMs) {
-  for (let i = 0; i < freeAt.length; i++) if (freeAt[i] <= nowMs) return i;
+export function pickRow(rows, mode, nowMs) {
+  const n = rows.length;
+  if (mode === 'top' || mode === 'bottom') {
+    const k = Math.max(1, Math.floor(n / 3));
+    for (let j = 0; j < k && j < n; j++) {
+      const i = mode === 'top' ? j : n - 1 - j;
+      if (rows[i].clearAt <= nowMs) return i;
+    }
+    return -1;
+  }
+  for (let i = 0; i < n; i++) if (rows[i].enterAt <= nowMs) return i;
   return -1;
 }
 
@@ -924,7 +944,7 @@ export function scrollLaneFreeAt(startMs, widthPx, gapPx, pxPerMs) {
  * @property {number} [crossMs=8000]   time a scrolling comment takes to cross the stage's width
  * @property {number} [fixedMs=4000]   time a top or bottom comment stays
  * @property {number} [gapPx=32]       least space between two comments in a lane
- * @property {number} [maxQueue=300]   comments waiting for a lane; past it the oldest are dropped
+ * @property {number} [maxQueue=300]   comments waiting for a row; past it the oldest are dropped
  * @property {(m: Message, el: HTMLElement) => void} [onShow] a comment went on stage
  */
 
@@ -949,10 +969,10 @@ export function createStage(el, options = {}) {
   const o = { laneHeight: 34, crossMs: 8000, fixedMs: 4000, gapPx: 32, maxQueue: 300, ...options };
   /** @type {Message[]} */
   const queue = [];
-  /** @type {{m: Message, node: HTMLElement, start: number, width: number, lane: number}[]} */
+  /** @type {{m: Message, node: HTMLElement, start: number, width: number}[]} */
   let flying = [];
-  /** @type {{scroll: number[], top: number[], bottom: number[]}} */
-  let lanes = { scroll: [], top: [], bottom: [] };
+  /** @type {Row[]} */
+  let rows = [];
   let shown = 0, dropped = 0, raf = 0, stopped = false;
   let width = 0, height = 0;
 
@@ -960,38 +980,46 @@ export function createStage(el, options = {}) {
     width = el.clientWidth;
     height = el.clientHeight;
     const n = Math.max(1, Math.floor(height / o.laneHeight));
-    const fixed = Math.max(1, Math.floor(n / 3));
-    const resize = (/** @type {number[]} */ a, /** @type {number} */ k) => Array.from({ length: k }, (_, i) => a[i] ?? 0);
-    lanes = { scroll: resize(lanes.scroll, n), top: resize(lanes.top, fixed), bottom: resize(lanes.bottom, fixed) };
+    rows = Array.from({ length: n }, (_, i) => rows[i] ?? { enterAt: 0, clearAt: 0 });
   };
 
+  /** Puts queued comments on stage, in order within each mode. */
   const place = (/** @type {number} */ now) => {
-    while (queue.length) {
-      const m = queue[0];
-      const set = lanes[m.mode] ?? lanes.scroll;
-      const lane = pickLane(set, now);
-      if (lane < 0) break; // comments wait for a lane in order
-      queue.shift();
+    const speed = width / o.crossMs;
+    /** @type {Set<string>} */
+    const full = new Set();
+    /** @type {Message[]} */
+    const waiting = [];
+    for (const m of queue) {
+      const row = full.has(m.mode) ? -1 : pickRow(rows, m.mode, now);
+      if (row < 0) {
+        full.add(m.mode);
+        waiting.push(m);
+        continue;
+      }
       const node = document.createElement('div');
       node.className = 'dm-item dm-' + m.mode;
       node.textContent = m.text;
       node.style.color = m.color;
       node.dataset.id = m.id;
+      node.style.top = row * o.laneHeight + 'px';
       node.style.transform = `translate3d(${width}px,0,0)`;
       el.appendChild(node);
       const w = node.offsetWidth;
-      const top = m.mode === 'bottom' ? height - (lane + 1) * o.laneHeight : lane * o.laneHeight;
-      node.style.top = top + 'px';
+      const r = rows[row];
       if (m.mode === 'scroll') {
-        set[lane] = scrollLaneFreeAt(now, w, o.gapPx, width / o.crossMs);
+        r.enterAt = scrollLaneFreeAt(now, w, o.gapPx, speed);
+        r.clearAt = Math.max(r.clearAt, now + (width + w) / speed);
       } else {
-        set[lane] = now + o.fixedMs;
+        r.enterAt = r.clearAt = now + o.fixedMs;
         node.style.transform = `translate3d(${Math.max(0, (width - w) / 2)}px,0,0)`;
       }
-      flying.push({ m, node, start: now, width: w, lane });
+      flying.push({ m, node, start: now, width: w });
       shown++;
       safe(() => o.onShow?.(m, node));
     }
+    queue.length = 0;
+    queue.push(...waiting);
   };
 
   const frame = (/** @type {number} */ now) => {
@@ -1032,7 +1060,7 @@ export function createStage(el, options = {}) {
       for (const f of flying) f.node.remove();
       flying = [];
       queue.length = 0;
-      lanes = { scroll: [], top: [], bottom: [] };
+      rows = [];
       layout();
     },
     stop() {

@@ -212,6 +212,21 @@ test('screenshot of the demo', { skip, timeout: 60000 }, async () => {
   await postViaForm(a.page, 'posted with the form');
   await b.page.waitForFunction((want) => want.every((/** @type {string} */ id) => /** @type {any} */ (window).__danmaku.shown[id]), ids, { timeout: 10000 });
   await b.page.waitForTimeout(2500);
+  // Lanes keep comments apart: no two boxes on stage overlap.
+  for (const { page } of [a, b]) {
+    const boxes = await page.$$eval('#stage .dm-item', (els) => els.map((e) => {
+      const r = e.getBoundingClientRect();
+      return { id: /** @type {HTMLElement} */ (e).dataset.id, x: r.x, y: r.y, w: r.width, h: r.height };
+    }));
+    assert.ok(boxes.length >= 5, `${boxes.length} comments on stage`);
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const p = boxes[i], q = boxes[j];
+        const overlap = p.x < q.x + q.w - 1 && q.x < p.x + p.w - 1 && p.y < q.y + q.h - 1 && q.y < p.y + p.h - 1;
+        assert.ok(!overlap, `comments ${p.id} and ${q.id} overlap: ${JSON.stringify([p, q])}`);
+      }
+    }
+  }
   mkdirSync(artifacts, { recursive: true });
   const path = join(artifacts, 'demo.png');
   await a.page.screenshot({ path }); // A posted: its panel shows post → display latency

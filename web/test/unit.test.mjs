@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backoffDelay, createFeed, createReplay, decodeBody, Dedup, dueMessages, pickLane, planNext,
+  backoffDelay, createFeed, createReplay, decodeBody, Dedup, dueMessages, pickRow, planNext,
   postMessage, scrollLaneFreeAt, DanmakuError,
 } from '../danmaku.js';
 
@@ -110,11 +110,19 @@ test('dueMessages picks (from, to] from a sorted list', () => {
   assert.deepEqual(dueMessages(ms, -1, 1e9).length, 5);
 });
 
-test('lanes: first free lane; a lane frees once the tail clears the edge', () => {
-  assert.equal(pickLane([5, 0, 0], 1), 1);
-  assert.equal(pickLane([5, 6], 4), -1);
-  assert.equal(pickLane([], 0), -1);
-  // 100 px wide, 20 px gap, 0.1 px/ms: free 1200 ms after it entered.
+test('rows: scrolling comments take the first row they can enter, pinned ones an empty row of their third', () => {
+  const row = (/** @type {number} */ enterAt, /** @type {number} */ clearAt) => ({ enterAt, clearAt });
+  // Six rows: the top third is rows 0-1, the bottom third rows 4-5.
+  const rows = [row(5, 9), row(0, 9), row(0, 0), row(0, 0), row(0, 9), row(9, 9)];
+  assert.equal(pickRow(rows, 'scroll', 1), 1, 'row 0 cannot be entered yet');
+  assert.equal(pickRow(rows, 'top', 1), -1, 'rows 0-1 still hold comments');
+  assert.equal(pickRow(rows, 'top', 9), 0);
+  assert.equal(pickRow(rows, 'bottom', 1), -1, 'rows 4-5 still hold comments');
+  assert.equal(pickRow(rows, 'bottom', 9), 5, 'bottom fills from the bottom');
+  assert.equal(pickRow([row(3, 3)], 'scroll', 1), -1);
+  assert.equal(pickRow([row(3, 3)], 'top', 3), 0, 'one row: pinned still has a third of it');
+  assert.equal(pickRow([], 'scroll', 0), -1);
+  // 100 px wide, 20 px gap, 0.1 px/ms: the next may enter 1200 ms later.
   assert.equal(scrollLaneFreeAt(1000, 100, 20, 0.1), 2200);
 });
 
