@@ -576,6 +576,7 @@ export function createFeed(options) {
       }
       return { retry: true, retryAfterMs: 0 };
     }
+    /** @type {Message[]} */
     const fresh = [];
     for (const m of body.messages) {
       if (m.second < next) continue; // a segment's seconds before the next to read
