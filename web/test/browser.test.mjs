@@ -179,7 +179,8 @@ test('page B offline for 15 s catches up through segments, every message once', 
   const after = b.rec.responses.filter((r) => r.at >= onlineAt);
   const segments = after.filter((r) => r.url.includes('/segments/') && r.status === 200);
   const buckets = after.filter((r) => r.url.includes('/buckets/') && r.at < onlineAt + caughtUp);
-  console.log(`# ${ids.length} messages; offline 15 s; caught up in ${caughtUp} ms with ${segments.length} segment and ${buckets.length} bucket requests; states ${s.join(' → ')}`);
+  const firstBack = after.length ? after[0].at - onlineAt : NaN;
+  console.log(`# ${ids.length} messages; offline 15 s; first answer ${firstBack} ms after going online; all shown after ${caughtUp} ms, with ${segments.length} segment and ${buckets.length} bucket requests; states ${s.join(' → ')}`);
   assert.ok(segments.length >= 1, 'no segment request after coming back online');
   assert.ok(buckets.length <= 12, `${buckets.length} bucket requests to catch up 15 s: segments should cover most`);
 
