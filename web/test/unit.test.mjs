@@ -277,6 +277,27 @@ test('feed: an error retrying cannot fix stops the feed', { timeout: 5000 }, asy
   assert.equal(origin.calls.length, 1);
 });
 
+test('feed: pauseWhenHidden waits while the page is hidden and reads on return', { timeout: 10000 }, async () => {
+  const doc = Object.assign(new EventTarget(), { visibilityState: 'hidden' });
+  /** @type {any} */ (globalThis).document = doc;
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    const origin = fakeOrigin({ room: 'r', messages: new Map([[now - 1, [{ seq: 1, ms: 0, text: 'while hidden' }]]]) });
+    /** @type {string[]} */
+    const got = [];
+    const feed = createFeed({ room: 'r', start: now - 1, pauseWhenHidden: true, fetch: origin.fetch, onMessages: (ms) => got.push(...ms.map((m) => m.text)) });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(origin.calls.length, 0, 'requests while hidden');
+    doc.visibilityState = 'visible';
+    doc.dispatchEvent(new Event('visibilitychange'));
+    await until(() => got.length === 1);
+    await feed.stop();
+    assert.deepEqual(got, ['while hidden']);
+  } finally {
+    delete (/** @type {any} */ (globalThis).document);
+  }
+});
+
 test('replay emits messages at their offsets and follows seeks', { timeout: 5000 }, async () => {
   const start = 1_700_000_000; // the stream went live at this second; its segments:
   const messages = new Map([
