@@ -1,8 +1,9 @@
 # danmaku: `make test` is what CI runs (.ci/run).
 GO ?= go
+NODE ?= node
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test vet fmt-check fuzz-smoke clean
+.PHONY: all build test test-go test-js typecheck-js test-browser web-deps vet fmt-check fuzz-smoke clean
 
 all: build
 
@@ -15,9 +16,33 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## test: formatting, vet, then every test with the race detector.
-test: fmt-check vet
+## test: formatting, vet, every Go test with the race detector, the JS unit
+## tests and the browser tests.
+test: fmt-check vet test-go test-js typecheck-js test-browser
+
+test-go:
 	$(GO) test $(GOFLAGS_TEST) ./...
+
+## test-js: danmaku.js's pure parts and feed loop, with node's test runner.
+test-js:
+	$(NODE) --test web/test/unit.test.mjs
+
+## typecheck-js: danmaku.js's JSDoc types hold (tsc from make web-deps).
+## Skips without it unless CI is set.
+typecheck-js:
+	@if [ -x web/node_modules/.bin/tsc ]; then web/node_modules/.bin/tsc -p web/tsconfig.json && echo "danmaku.js: JSDoc types check"; \
+	elif [ -n "$$CI" ]; then echo "typecheck-js: web/node_modules/.bin/tsc is missing (make web-deps)"; exit 1; \
+	else echo "typecheck-js skipped: run make web-deps"; fi
+
+## test-browser: the demo in Chromium (/usr/bin/chromium) through
+## playwright-core (make web-deps). Skips without them unless CI is set.
+test-browser:
+	$(NODE) --test web/test/browser.test.mjs
+
+## web-deps: playwright-core for the browser tests (never a browser download).
+web-deps:
+	cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 clean:
 	rm -f danmaku
+	rm -rf bin/testserve

@@ -24,6 +24,7 @@ import (
 	"github.com/danmaku/danmaku/internal/logstream"
 	"github.com/danmaku/danmaku/origin"
 	"github.com/danmaku/danmaku/publisher"
+	"github.com/danmaku/danmaku/web"
 )
 
 type serveOptions struct {
@@ -231,6 +232,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	ing.Register(mux)
 	org.Register(mux)
 	org.RegisterAdmin(mux, opts.AdminToken)
+	web.Register(mux)
 	registerOps(mux, reg, map[string]func() bool{
 		"log":    lg.Ready,
 		"writer": bkt.Ready,

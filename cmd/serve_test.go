@@ -440,3 +440,22 @@ func TestServeRestartKeepsSealedBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestServeDemoAndFallback(t *testing.T) {
+	s := startServe(t, t.TempDir())
+	page := get(t, s.base+"/")
+	if page.status != http.StatusOK || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") || !bytes.Contains(page.body, []byte("/demo.js")) {
+		t.Errorf("GET /: %d %q", page.status, page.header.Get("Content-Type"))
+	}
+	js := get(t, s.base+"/danmaku.js")
+	if js.status != http.StatusOK || !strings.HasPrefix(js.header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /danmaku.js: %d %q", js.status, js.header.Get("Content-Type"))
+	}
+	for _, path := range []string{"/nope", "/index.htm", "/v1/rooms/x"} {
+		f := get(t, s.base+path)
+		var e struct{ Code string }
+		if f.status != http.StatusNotFound || json.Unmarshal(f.body, &e) != nil || e.Code != "not_found" {
+			t.Errorf("GET %s: %d %s, want the JSON 404", path, f.status, f.body)
+		}
+	}
+}

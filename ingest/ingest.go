@@ -72,9 +72,33 @@ func New(cfg Config) (*Ingest, error) {
 	return &Ingest{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}, nil
 }
 
-// Register adds the ingest route to mux.
+// Register adds the ingest route to mux, with the CORS preflight that lets
+// players on other origins post.
 func (in *Ingest) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/rooms/{room}/messages", in.servePost)
+	mux.HandleFunc("POST /v1/rooms/{room}/messages", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Access-Control-Allow-Origin"] = hvAnyOrigin
+		h["Access-Control-Expose-Headers"] = hvRetryAfter
+		in.servePost(w, r)
+	})
+	mux.HandleFunc("OPTIONS /v1/rooms/{room}/messages", servePreflight)
+}
+
+var (
+	hvAnyOrigin  = []string{"*"}
+	hvRetryAfter = []string{"Retry-After"}
+)
+
+// servePreflight answers a browser's CORS preflight: any origin may post
+// JSON with an Idempotency-Key, without credentials.
+func servePreflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = hvAnyOrigin
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key")
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // Accepted is the 202 answer for one message.

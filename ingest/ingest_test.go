@@ -608,3 +608,31 @@ func TestClientGone(t *testing.T) {
 		t.Errorf("status = %d, want 503", rec.Code)
 	}
 }
+
+// TestCORS: a page on another origin can post (and read the answer), with
+// an Idempotency-Key after a preflight.
+func TestCORS(t *testing.T) {
+	h := newIngest(t, ingest.Config{Log: memLog(1)})
+	for name, rec := range map[string]*httptest.ResponseRecorder{
+		"accepted": do(h, request{body: `{"text":"hi"}`, ct: "text/plain;charset=UTF-8"}),
+		"refused":  do(h, request{body: `{"text":" "}`}),
+	} {
+		if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s (%d): Access-Control-Allow-Origin %q, want *", name, rec.Code, got)
+		}
+	}
+	req := httptest.NewRequest(http.MethodOptions, "/v1/rooms/lobby/messages", nil)
+	req.Header.Set("Origin", "https://player.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type,idempotency-key")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("preflight: %d, want 204", rec.Code)
+	}
+	allow := strings.ToLower(rec.Header().Get("Access-Control-Allow-Headers"))
+	if rec.Header().Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(allow, "idempotency-key") || !strings.Contains(allow, "content-type") ||
+		rec.Header().Get("Access-Control-Allow-Methods") != "POST" {
+		t.Errorf("preflight headers %v", rec.Header())
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package testserve
+
+const raceEnabled = false
