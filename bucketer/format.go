@@ -64,6 +64,10 @@ type Message struct {
 	Text     string `json:"text"`
 	Color    uint32 `json:"color"` // 0xRRGGBB
 	Mode     Mode   `json:"mode"`
+	// Optional extras.
+	Avatar string   `json:"avatar,omitempty"` // the poster's avatar URL, when a lookup found one
+	Badges []string `json:"badges,omitempty"` // the poster's badges (moderator, member, …)
+	Count  int      `json:"count,omitempty"`  // >1: this many identical texts were folded into this one
 }
 
 // Body is a decoded bucket (Seconds == 1) or segment (Seconds == 10).
@@ -72,6 +76,8 @@ type Body struct {
 	Start    int64
 	Seconds  int
 	Messages []Message
+	// Dropped counts messages a per-room cap left out of this object.
+	Dropped int
 }
 
 // MessageID returns the id of message index of a log entry holding count
@@ -104,11 +110,13 @@ func ParseMessageID(id string) (seq uint64, index int, err error) {
 
 // entry is one log entry placed in a bucket: the unit of the columnar layout.
 type entry struct {
-	seq  uint64
-	ms   int // milliseconds since the object's start second
-	user string
-	name string
-	msgs []text
+	seq    uint64
+	ms     int // milliseconds since the object's start second
+	user   string
+	name   string
+	avatar string
+	badges []string
+	msgs   []text
 }
 
 type text struct {
@@ -116,6 +124,7 @@ type text struct {
 	color uint32
 	mode  Mode
 	index int // -1: the entry's only message, id "seq"; else id "seq.index"
+	count int // identical texts folded into this one; 0 or 1 means none
 }
 
 // natural reports whether an entry's message ids are the ones its position
@@ -148,10 +157,14 @@ func (e *entry) natural() bool {
 //	 "text":["hi","草","哈哈","wow"],
 //	 "color":[16777215,…],  0xRRGGBB per message (absent: all white)
 //	 "mode":[0,2,…],        0 scroll, 1 top, 2 bottom (absent: all scroll)
-//	 "index":[-1,-1,0,2]}   per message, its index in a batch entry, -1 for a
+//	 "index":[-1,-1,0,2],   per message, its index in a batch entry, -1 for a
 //	                        lone message; present only after a redaction
 //	                        removed part of a batch (absent: implied)
-func encode(room string, start int64, seconds int, entries []entry) []byte {
+//	 "avatar":["https://…",""],  per user (absent: none)
+//	 "badges":[["mod"],[]], per user (absent: none)
+//	 "dup":[1,3,1,1],       per message, identical texts folded into it (absent: all 1)
+//	 "dropped":12}          messages a per-room cap left out (absent: 0)
+func encode(room string, start int64, seconds int, entries []entry, dropped int) []byte {
 	b := make([]byte, 0, 128+64*len(entries))
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, Version, 10)
@@ -161,6 +174,10 @@ func encode(room string, start int64, seconds int, entries []entry) []byte {
 	b = strconv.AppendInt(b, start, 10)
 	b = append(b, `,"seconds":`...)
 	b = strconv.AppendInt(b, int64(seconds), 10)
+	if dropped > 0 {
+		b = append(b, `,"dropped":`...)
+		b = strconv.AppendInt(b, int64(dropped), 10)
+	}
 	if len(entries) == 0 {
 		return append(b, '}')
 	}
@@ -202,17 +219,22 @@ func encode(room string, start int64, seconds int, entries []entry) []byte {
 	}
 	b = append(b, ']')
 
-	type user struct{ id, name string }
+	type user struct{ id, name, avatar, badges string }
 	index := make(map[user]int, len(entries))
 	var users []user
+	var userBadges [][]string
 	rows := make([]int, len(entries))
+	anyAvatar, anyBadges := false, false
 	for i, e := range entries {
-		u := user{e.user, e.name}
+		u := user{e.user, e.name, e.avatar, strings.Join(e.badges, "\x00")}
 		n, ok := index[u]
 		if !ok {
 			n = len(users)
 			index[u] = n
 			users = append(users, u)
+			userBadges = append(userBadges, e.badges)
+			anyAvatar = anyAvatar || e.avatar != ""
+			anyBadges = anyBadges || len(e.badges) > 0
 		}
 		rows[i] = n
 	}
@@ -238,6 +260,33 @@ func encode(room string, start int64, seconds int, entries []entry) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, ']')
+	if anyAvatar {
+		b = append(b, `,"avatar":[`...)
+		for i, u := range users {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, u.avatar)
+		}
+		b = append(b, ']')
+	}
+	if anyBadges {
+		b = append(b, `,"badges":[`...)
+		for i, bs := range userBadges {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '[')
+			for j, x := range bs {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, x)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, ']')
+	}
 
 	b = append(b, `,"text":[`...)
 	first := true
@@ -263,6 +312,12 @@ func encode(room string, start int64, seconds int, entries []entry) []byte {
 	for i := range entries {
 		if !entries[i].natural() {
 			b = appendColumn(b, `,"index":[`, entries, func(m text) int64 { return int64(m.index) })
+			break
+		}
+	}
+	for _, e := range entries {
+		if slices.ContainsFunc(e.msgs, func(m text) bool { return m.count > 1 }) {
+			b = appendColumn(b, `,"dup":[`, entries, func(m text) int64 { return int64(max(m.count, 1)) })
 			break
 		}
 	}
@@ -354,7 +409,7 @@ func Encode(b *Body) ([]byte, error) {
 		if m.OffsetMS < 0 || m.OffsetMS > 999 || ms < 0 || ms >= int64(b.Seconds)*1000 {
 			return nil, fmt.Errorf("bucketer: encode: message %s at %d.%03d is outside %d+%ds", m.ID, m.Second, m.OffsetMS, b.Start, b.Seconds)
 		}
-		e := entry{seq: seq, ms: int(ms), user: m.UserID, name: m.UserName}
+		e := entry{seq: seq, ms: int(ms), user: m.UserID, name: m.UserName, avatar: m.Avatar, badges: m.Badges}
 		j := i
 		for ; j < len(b.Messages); j++ {
 			n := b.Messages[j]
@@ -365,13 +420,14 @@ func Encode(b *Body) ([]byte, error) {
 			if s != seq {
 				break
 			}
-			if n.Second != m.Second || n.OffsetMS != m.OffsetMS || n.UserID != m.UserID || n.UserName != m.UserName {
+			if n.Second != m.Second || n.OffsetMS != m.OffsetMS || n.UserID != m.UserID || n.UserName != m.UserName ||
+				n.Avatar != m.Avatar || !slices.Equal(n.Badges, m.Badges) {
 				return nil, fmt.Errorf("bucketer: encode: messages of entry %d differ in time or user", seq)
 			}
 			if len(e.msgs) > 0 && (index <= e.msgs[len(e.msgs)-1].index || e.msgs[0].index == -1) {
 				return nil, fmt.Errorf("bucketer: encode: message %s is out of order in its entry", n.ID)
 			}
-			e.msgs = append(e.msgs, text{text: n.Text, color: n.Color & 0xFFFFFF, mode: n.Mode, index: index})
+			e.msgs = append(e.msgs, text{text: n.Text, color: n.Color & 0xFFFFFF, mode: n.Mode, index: index, count: n.Count})
 		}
 		if len(entries) > 0 && seq <= entries[len(entries)-1].seq {
 			return nil, fmt.Errorf("bucketer: encode: entry %d after %d is out of log order", seq, entries[len(entries)-1].seq)
@@ -379,7 +435,10 @@ func Encode(b *Body) ([]byte, error) {
 		entries = append(entries, e)
 		i = j
 	}
-	return encode(b.Room, b.Start, b.Seconds, entries), nil
+	if b.Dropped < 0 {
+		return nil, fmt.Errorf("bucketer: encode: dropped %d", b.Dropped)
+	}
+	return encode(b.Room, b.Start, b.Seconds, entries, b.Dropped), nil
 }
 
 // wire is the JSON shape of a body for decoding.
@@ -397,6 +456,10 @@ type wire struct {
 	Color   []uint32    `json:"color"`
 	Mode    []uint8     `json:"mode"`
 	Index   []int       `json:"index"`
+	Avatar  []string    `json:"avatar"`
+	Badges  [][]string  `json:"badges"`
+	Dup     []int       `json:"dup"`
+	Dropped int         `json:"dropped"`
 }
 
 // ErrFormat means a body is not a well-formed bucket or segment.
@@ -462,7 +525,19 @@ func Decode(data []byte) (*Body, error) {
 	if w.Index != nil && len(w.Index) != total {
 		return bad("%d indexes for %d messages", len(w.Index), total)
 	}
-	body := &Body{Room: w.Room, Start: w.Start, Seconds: w.Seconds, Messages: make([]Message, 0, total)}
+	if w.Dup != nil && len(w.Dup) != total {
+		return bad("%d dup counts for %d messages", len(w.Dup), total)
+	}
+	if w.Avatar != nil && len(w.Avatar) != len(w.Users) {
+		return bad("%d avatars for %d users", len(w.Avatar), len(w.Users))
+	}
+	if w.Badges != nil && len(w.Badges) != len(w.Users) {
+		return bad("%d badge lists for %d users", len(w.Badges), len(w.Users))
+	}
+	if w.Dropped < 0 {
+		return bad("dropped %d", w.Dropped)
+	}
+	body := &Body{Room: w.Room, Start: w.Start, Seconds: w.Seconds, Messages: make([]Message, 0, total), Dropped: w.Dropped}
 	var seq int64
 	var ms int64
 	k := 0
@@ -514,6 +589,20 @@ func Decode(data []byte) (*Body, error) {
 			}
 			if w.Color != nil {
 				m.Color = w.Color[k] & 0xFFFFFF
+			}
+			if w.Avatar != nil {
+				m.Avatar = w.Avatar[u]
+			}
+			if w.Badges != nil && len(w.Badges[u]) > 0 {
+				m.Badges = w.Badges[u]
+			}
+			if w.Dup != nil {
+				if w.Dup[k] < 1 {
+					return bad("message %d has dup %d", k, w.Dup[k])
+				}
+				if w.Dup[k] > 1 {
+					m.Count = w.Dup[k]
+				}
 			}
 			if w.Mode != nil {
 				if int(w.Mode[k]) >= len(modeNames) {
@@ -579,7 +668,7 @@ func Gzip(raw []byte) []byte {
 // EmptyBody returns the stored form of an object with no messages, which the
 // origin answers for a sealed second that has no object in the store.
 func EmptyBody(room string, start int64, seconds int) []byte {
-	return Gzip(encode(room, start, seconds, nil))
+	return Gzip(encode(room, start, seconds, nil, 0))
 }
 
 // Redact removes the messages whose ids are in ids from a stored object and
@@ -602,10 +691,10 @@ func Redact(gz []byte, ids map[string]bool) (out []byte, removed int, err error)
 	if removed == 0 {
 		return gz, 0, nil
 	}
-	if len(kept) == 0 {
+	if len(kept) == 0 && b.Dropped == 0 {
 		return nil, removed, nil
 	}
-	b.Messages = renumber(kept)
+	b.Messages = kept
 	raw, err := Encode(b)
 	if err != nil {
 		return nil, 0, err
@@ -613,10 +702,6 @@ func Redact(gz []byte, ids map[string]bool) (out []byte, removed int, err error)
 	return Gzip(raw), removed, nil
 }
 
-// renumber keeps message ids valid after some messages of a batch entry
-// were removed: the ids of the survivors stay as they were, so a batch
-// entry left with one message keeps its "seq.index" id.
-func renumber(msgs []Message) []Message { return msgs }
 
 // MarshalText writes a mode as "scroll", "top" or "bottom".
 func (m Mode) MarshalText() ([]byte, error) {

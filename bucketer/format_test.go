@@ -19,7 +19,7 @@ func sampleEntries() []entry {
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
-	raw := encode("lobby", 1764318000, 1, sampleEntries())
+	raw := encode("lobby", 1764318000, 1, sampleEntries(), 0)
 	b, err := Decode(raw)
 	if err != nil {
 		t.Fatalf("decode %s: %v", raw, err)
@@ -49,8 +49,8 @@ func TestEncodeLeavesOutDefaultColumns(t *testing.T) {
 	raw := string(encode("r", 10, 1, []entry{
 		{seq: 5, ms: 1, user: "", name: "", msgs: []text{{text: "a", color: DefaultColor, index: -1}}},
 		{seq: 7, ms: 2, user: "", name: "", msgs: []text{{text: "b", color: DefaultColor, index: -1}}},
-	}))
-	for _, key := range []string{`"count"`, `"user"`, `"color"`, `"mode"`, `"index"`} {
+	}, 0))
+	for _, key := range []string{`"count"`, `"user"`, `"color"`, `"mode"`, `"index"`, `"avatar"`, `"badges"`, `"dup"`, `"dropped"`} {
 		if strings.Contains(raw, key) {
 			t.Errorf("%s present in %s", key, raw)
 		}
@@ -61,11 +61,11 @@ func TestEncodeLeavesOutDefaultColumns(t *testing.T) {
 }
 
 func TestEncodeEmptyAndSegment(t *testing.T) {
-	b, err := Decode(encode("r", 1764318000, 1, nil))
+	b, err := Decode(encode("r", 1764318000, 1, nil, 0))
 	if err != nil || len(b.Messages) != 0 || b.Start != 1764318000 {
 		t.Fatalf("empty: %+v %v", b, err)
 	}
-	seg := encode("r", 1764318000, 10, []entry{{seq: 9, ms: 9123, msgs: []text{{text: "x", color: DefaultColor, index: -1}}}})
+	seg := encode("r", 1764318000, 10, []entry{{seq: 9, ms: 9123, msgs: []text{{text: "x", color: DefaultColor, index: -1}}}}, 0)
 	b, err = Decode(seg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 }
 
 func TestGzipIsDeterministic(t *testing.T) {
-	raw := encode("r", 1, 1, sampleEntries())
+	raw := encode("r", 1, 1, sampleEntries(), 0)
 	a, b := Gzip(raw), Gzip(raw)
 	if !bytes.Equal(a, b) {
 		t.Fatal("two gzips of one body differ")
@@ -175,8 +175,8 @@ func TestEncodeRefusesWhatTheLogCannotHold(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(encode("lobby", 1764318000, 1, sampleEntries()))
-	f.Add(encode("r", 1764318000, 10, nil))
+	f.Add(encode("lobby", 1764318000, 1, sampleEntries(), 0))
+	f.Add(encode("r", 1764318000, 10, nil, 0))
 	f.Add([]byte(`{"v":1,"room":"r","start":1,"seconds":1,"seq":[1],"count":[2],"ms":[1],"users":[["a","b"]],"text":["x","y"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := Decode(data)
@@ -226,7 +226,7 @@ func normalise(b *Body) *Body {
 }
 
 func TestRedactKeepsTheOtherIDs(t *testing.T) {
-	gz := Gzip(encode("lobby", 1764318000, 1, sampleEntries()))
+	gz := Gzip(encode("lobby", 1764318000, 1, sampleEntries(), 0))
 	out, removed, err := Redact(gz, map[string]bool{"1204": true, "1205.0": true, "nope": true})
 	if err != nil || removed != 2 {
 		t.Fatalf("Redact = %d removed, %v", removed, err)
@@ -253,5 +253,47 @@ func TestRedactKeepsTheOtherIDs(t *testing.T) {
 	}
 	if none, removed, err := Redact(out, map[string]bool{"1201": true, "1205.1": true}); none != nil || removed != 2 || err != nil {
 		t.Errorf("redacting every message = %d bytes, %d, %v; want no object", len(none), removed, err)
+	}
+}
+
+func TestExtrasRoundTrip(t *testing.T) {
+	entries := []entry{
+		{seq: 10, ms: 5, user: "u1", name: "Ann", avatar: "https://a.example/1.png", badges: []string{"mod", "member"},
+			msgs: []text{{text: "哈哈", color: DefaultColor, index: -1, count: 7}}},
+		{seq: 12, ms: 9, user: "u2", name: "Bo", msgs: []text{{text: "hi", color: DefaultColor, index: -1}}},
+		{seq: 13, ms: 9, user: "u1", name: "Ann", avatar: "https://a.example/1.png", badges: []string{"mod", "member"},
+			msgs: []text{{text: "again", color: DefaultColor, index: -1}}},
+	}
+	raw := encode("r", 100, 1, entries, 42)
+	b, err := Decode(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	if b.Dropped != 42 {
+		t.Errorf("dropped %d", b.Dropped)
+	}
+	m := b.Messages
+	if m[0].Avatar != "https://a.example/1.png" || strings.Join(m[0].Badges, ",") != "mod,member" || m[0].Count != 7 {
+		t.Errorf("first message %+v", m[0])
+	}
+	if m[1].Avatar != "" || m[1].Badges != nil || m[1].Count != 0 {
+		t.Errorf("second message %+v", m[1])
+	}
+	if m[2].Avatar != m[0].Avatar || !strings.Contains(string(raw), `"users":[["u1","Ann"],["u2","Bo"]]`) {
+		t.Errorf("the same user is not one row: %s", raw)
+	}
+	again, err := Encode(b)
+	if err != nil || !bytes.Equal(again, raw) {
+		t.Errorf("Encode(Decode(x)) != x: %v\n%s\n%s", err, again, raw)
+	}
+	for name, bad := range map[string]string{
+		"dup zero":       `{"v":1,"room":"r","start":1,"seconds":1,"seq":[1],"ms":[1],"users":[["",""]],"text":["a"],"dup":[0]}`,
+		"avatar count":   `{"v":1,"room":"r","start":1,"seconds":1,"seq":[1],"ms":[1],"users":[["",""]],"text":["a"],"avatar":["x","y"]}`,
+		"badges count":   `{"v":1,"room":"r","start":1,"seconds":1,"seq":[1],"ms":[1],"users":[["",""]],"text":["a"],"badges":[]}`,
+		"dropped below0": `{"v":1,"room":"r","start":1,"seconds":1,"dropped":-1}`,
+	} {
+		if _, err := Decode([]byte(bad)); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -121,7 +121,8 @@ func (s *Sealer) place(e logstream.Entry, second, ms int64) {
 		s.rooms[e.Room] = r
 	}
 	r.entries = append(r.entries, placed{second: second, entry: entry{
-		seq: e.Seq, ms: int(offset), user: post.UserID, name: post.UserName, msgs: msgs,
+		seq: e.Seq, ms: int(offset), user: post.UserID, name: post.UserName,
+		avatar: post.Avatar, badges: post.Badges, msgs: msgs,
 	}})
 	if s.obs != nil {
 		s.obs.Placed(len(msgs))
@@ -170,7 +171,7 @@ func (s *Sealer) sealRoom(objs []Object, name string, r *room, through int64) []
 				n += len(p.msgs)
 			}
 		}
-		objs = append(objs, NewObject(keys.Bucket, name, sec, encode(name, sec, 1, es), n))
+		objs = append(objs, NewObject(keys.Bucket, name, sec, encode(name, sec, 1, es, 0), n))
 	}
 	for _, w := range windows {
 		var es []entry
@@ -183,7 +184,7 @@ func (s *Sealer) sealRoom(objs []Object, name string, r *room, through int64) []
 				n += len(p.msgs)
 			}
 		}
-		objs = append(objs, NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es), n))
+		objs = append(objs, NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es, 0), n))
 	}
 	keep := r.entries[:0]
 	for _, p := range r.entries {

@@ -46,13 +46,13 @@ func sizes(rate, seconds int) (compact, naive float64) {
 		nb := naiveBucket{Room: "lobby", Second: sec[0].Second}
 		for _, m := range sec {
 			es = append(es, entry{seq: m.Seq, ms: m.OffsetMS, user: m.UserID, name: m.UserName,
-				msgs: []text{{text: m.Text, color: m.Color, mode: Mode(m.Mode)}}})
+				msgs: []text{{text: m.Text, color: m.Color, mode: Mode(m.Mode), index: -1}}})
 			nb.Messages = append(nb.Messages, naiveMessage{
 				ID: MessageID(m.Seq, 0, 1), UserID: m.UserID, UserName: m.UserName, Text: m.Text,
 				OffsetMS: m.OffsetMS, Color: fmt.Sprintf("#%06x", m.Color), Mode: Mode(m.Mode).String(),
 			})
 		}
-		cTotal += gzip9(encode("lobby", sec[0].Second, 1, es))
+		cTotal += gzip9(encode("lobby", sec[0].Second, 1, es, 0))
 		raw, _ := json.Marshal(nb)
 		nTotal += gzip9(raw)
 	}

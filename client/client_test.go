@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -231,7 +232,7 @@ func TestOrderAndExactlyOnce(t *testing.T) {
 	}
 	for i, got := range results {
 		checkExactlyOnce(t, got, want)
-		if i > 0 && !slices.EqualFunc(got, results[0], func(a, b client.Message) bool { return a == b }) {
+		if i > 0 && !slices.EqualFunc(got, results[0], func(a, b client.Message) bool { return reflect.DeepEqual(a, b) }) {
 			t.Errorf("reader %d saw another sequence than reader 0", i)
 		}
 	}

@@ -23,6 +23,9 @@
  * @property {'scroll'|'top'|'bottom'} mode
  * @property {string} userId
  * @property {string} userName
+ * @property {string} [avatar]  the poster's avatar URL, when the server looked one up
+ * @property {string[]} [badges] the poster's badges
+ * @property {number} [count]   more than 1: this many identical texts were folded into this one
  */
 
 /**
@@ -32,6 +35,7 @@
  * @property {number} start
  * @property {number} seconds
  * @property {Message[]} messages
+ * @property {number} dropped   messages a per-room cap left out
  */
 
 /** @typedef {'connecting'|'live'|'catching-up'|'offline'|'stopped'} FeedState */
@@ -153,15 +157,20 @@ export function decodeBody(w) {
   if (!Number.isInteger(w.start) || w.start < 0) throw bad('start');
   const seq = w.seq || [], ms = w.ms || [], count = w.count, user = w.user;
   const users = w.users || [], text = w.text || [], color = w.color, mode = w.mode;
+  const index = w.index, dup = w.dup, avatar = w.avatar, badges = w.badges;
+  const dropped = w.dropped === undefined ? 0 : w.dropped;
+  if (!Number.isInteger(dropped) || dropped < 0) throw bad('dropped');
   const n = seq.length;
   if (ms.length !== n || (count && count.length !== n) || (user && user.length !== n)) throw bad('column lengths');
+  if ((avatar && avatar.length !== users.length) || (badges && badges.length !== users.length)) throw bad('user columns');
   let total = 0;
   for (let i = 0; i < n; i++) {
     const c = count ? count[i] : 1;
     if (!Number.isInteger(c) || c < 1) throw bad('count');
     total += c;
   }
-  if (text.length !== total || (color && color.length !== total) || (mode && mode.length !== total)) throw bad('message columns');
+  if (text.length !== total || (color && color.length !== total) || (mode && mode.length !== total) ||
+      (index && index.length !== total) || (dup && dup.length !== total)) throw bad('message columns');
   /** @type {Message[]} */
   const messages = [];
   let s = 0, t = 0, k = 0;
@@ -170,15 +179,27 @@ export function decodeBody(w) {
     s += seq[i];
     t += ms[i];
     if (!(s > 0) || !(t >= 0) || t >= w.seconds * 1000) throw bad('entry ' + i);
-    const u = users[user ? user[i] : 0];
+    const ui = user ? user[i] : 0;
+    const u = users[ui];
     if (!Array.isArray(u)) throw bad('user');
     const c = count ? count[i] : 1;
     const second = w.start + Math.floor(t / 1000);
+    let prev = -2;
     for (let j = 0; j < c; j++, k++) {
       const md = mode ? mode[k] : 0;
       if (!(md in MODES)) throw bad('mode');
-      messages.push({
-        id: c === 1 ? String(s) : s + '.' + j,
+      // Without an index column the id follows from the position; after a
+      // redaction removed part of a batch, the column names it.
+      let id = c === 1 ? String(s) : s + '.' + j;
+      if (index) {
+        const x = index[k];
+        if (!Number.isInteger(x) || x < -1 || x <= prev || (x === -1 && c > 1)) throw bad('index');
+        prev = x;
+        id = x === -1 ? String(s) : s + '.' + x;
+      }
+      /** @type {Message} */
+      const m = {
+        id,
         second,
         offsetMs: t % 1000,
         time: w.start * 1000 + t,
@@ -187,10 +208,17 @@ export function decodeBody(w) {
         mode: MODES[md],
         userId: String(u[0] ?? ''),
         userName: String(u[1] ?? ''),
-      });
+      };
+      if (avatar && avatar[ui]) m.avatar = String(avatar[ui]);
+      if (badges && Array.isArray(badges[ui]) && badges[ui].length) m.badges = badges[ui].map(String);
+      if (dup) {
+        if (!Number.isInteger(dup[k]) || dup[k] < 1) throw bad('dup');
+        if (dup[k] > 1) m.count = dup[k];
+      }
+      messages.push(m);
     }
   }
-  return { room: w.room, start: w.start, seconds: w.seconds, messages };
+  return { room: w.room, start: w.start, seconds: w.seconds, messages, dropped };
 }
 
 /**

@@ -11,6 +11,8 @@ import (
 type Post struct {
 	UserID   string    `json:"u,omitempty"`
 	UserName string    `json:"n,omitempty"`
+	Avatar   string    `json:"a,omitempty"` // from the avatar lookup, if it answered in time
+	Badges   []string  `json:"b,omitempty"`
 	Messages []Message `json:"m"`
 }
 

@@ -51,6 +51,36 @@ test('decodeBody reads the columnar layout', () => {
   assert.deepEqual(decodeBody({ v: 1, room: 'r', start: 5, seconds: 1 }).messages, []);
 });
 
+test('decodeBody reads the optional columns: index after a redaction, avatars, badges, folded counts, dropped', () => {
+  // A batch entry 40 that lost its middle message, a lone entry 42, two users.
+  const body = decodeBody({
+    v: 1, room: 'r', start: 100, seconds: 1, dropped: 12, seq: [40, 2], count: [2, 1], ms: [5, 0], user: [0, 1],
+    users: [['u1', 'Ann'], ['u2', 'Bo']], avatar: ['https://a.example/1.png', ''], badges: [['mod'], []],
+    text: ['a', 'c', 'lone'], index: [0, 2, -1], dup: [1, 5, 1],
+  });
+  assert.equal(body.dropped, 12);
+  assert.deepEqual(body.messages.map((m) => [m.id, m.avatar, m.badges, m.count]), [
+    ['40.0', 'https://a.example/1.png', ['mod'], undefined],
+    ['40.2', 'https://a.example/1.png', ['mod'], 5],
+    ['42', undefined, undefined, undefined],
+  ]);
+  assert.equal(decodeBody({ v: 1, room: 'r', start: 5, seconds: 1 }).dropped, 0);
+  const bad = {
+    'index not rising': { index: [2, 0, -1] },
+    'lone index in a batch': { index: [-1, 2, -1] },
+    'dup zero': { dup: [1, 0, 1] },
+    'avatar column': { avatar: ['x'] },
+    'negative dropped': { dropped: -1 },
+  };
+  for (const [name, patch] of Object.entries(bad)) {
+    const w = {
+      v: 1, room: 'r', start: 100, seconds: 1, seq: [40, 2], count: [2, 1], ms: [5, 0], user: [0, 1],
+      users: [['u1', 'Ann'], ['u2', 'Bo']], text: ['a', 'c', 'lone'], ...patch,
+    };
+    assert.throws(() => decodeBody(w), /malformed/, name);
+  }
+});
+
 test('decodeBody refuses malformed bodies', () => {
   const good = () => encode('r', 100, 1, [{ seq: 5, ms: 10, text: 'a' }, { seq: 6, ms: 20, text: 'b' }]);
   const cases = {
