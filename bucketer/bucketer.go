@@ -62,7 +62,10 @@ func ETag(body []byte) string {
 type Batch struct {
 	From, Through int64
 	Objects       []Object
-	done          func(*Batch)
+	// Partitions the sealing bucketer reads; nil means every partition.
+	// Each set is its own sequence of batches.
+	Partitions []int
+	done       func(*Batch)
 }
 
 // NewBatch makes a batch for seconds (from, through] that calls done when
@@ -74,6 +77,13 @@ func NewBatch(from, through int64, objs []Object, done func()) *Batch {
 			done()
 		}
 	}}
+}
+
+// NewBatchFor is NewBatch for a bucketer of the given partitions.
+func NewBatchFor(partitions []int, from, through int64, objs []Object, done func()) *Batch {
+	b := NewBatch(from, through, objs, done)
+	b.Partitions = partitions
+	return b
 }
 
 // Done tells the bucketer every object of the batch is durable. Sinks call it
@@ -106,7 +116,8 @@ type Config struct {
 	Source      Source
 	Checkpoints Checkpoints
 	Sink        Sink
-	// Name keys the checkpoint; if blank, defaults to "all".
+	// Name keys the checkpoint; if blank, defaults to "all" for every
+	// partition or "p.N" for partition N alone.
 	Name string
 	// Partitions to read; nil reads every room.
 	Partitions []int
@@ -115,8 +126,8 @@ type Config struct {
 	Grace time.Duration
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
-	// Registerer for metrics; if nil, metrics are not registered.
-	Registerer prometheus.Registerer
+	// Metrics, shared by a writer's bucketers; if nil, unregistered ones.
+	Metrics *Metrics
 }
 
 // Checkpoint is where a restarted bucketer resumes: reading from Seq with
@@ -132,7 +143,8 @@ type Checkpoint struct {
 type Bucketer struct {
 	cfg     Config
 	log     *slog.Logger
-	metrics *metrics
+	metrics *Metrics
+	label   string // partition label of the metrics
 
 	// Loop state, owned by Run's goroutine.
 	sealer    *Sealer
@@ -165,6 +177,9 @@ func New(cfg Config) (*Bucketer, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = "all"
+		if len(cfg.Partitions) == 1 {
+			cfg.Name = fmt.Sprintf("p.%d", cfg.Partitions[0])
+		}
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = 100 * time.Millisecond
@@ -175,11 +190,15 @@ func New(cfg Config) (*Bucketer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	b := &Bucketer{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		metrics: newMetrics(cfg.Registerer),
+		metrics: cfg.Metrics,
 		doneSig: make(chan struct{}, 1),
+		label:   keys.PartitionLabel(cfg.Partitions),
 	}
 	b.sealer = NewSealer(SealerConfig{Grace: cfg.Grace, Observer: b.metrics, OnSkip: func(e logstream.Entry, err error) {
 		b.log.Error("skipping unreadable log entry", "seq", e.Seq, "room", e.Room, "err", err)
@@ -230,7 +249,7 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 	if ck.Published > 0 {
 		// Tell the sink (and through it the origin) what an earlier run made
 		// durable, before the replay re-seals from further back.
-		resume := &Batch{From: ck.Published, Through: ck.Published, done: b.finished}
+		resume := &Batch{From: ck.Published, Through: ck.Published, Partitions: b.cfg.Partitions, done: b.finished}
 		if err := b.cfg.Sink.Seal(ctx, resume); err != nil {
 			return fmt.Errorf("bucketer: resume: %w", err)
 		}
@@ -314,12 +333,12 @@ func (b *Bucketer) process(ctx context.Context, e logstream.Entry) error {
 		return nil
 	}
 	through := b.sealer.Sealed()
-	batch := &Batch{From: from, Through: through, Objects: objs, done: b.finished}
+	batch := &Batch{From: from, Through: through, Objects: objs, Partitions: b.cfg.Partitions, done: b.finished}
 	for i := range batch.Objects {
 		o := &batch.Objects[i]
 		o.Durable = o.Second+o.Kind.Seconds()-1 <= b.durableTo
 	}
-	b.metrics.sealed.Set(float64(through))
+	b.metrics.sealed.WithLabelValues(b.label).Set(float64(through))
 	b.metrics.sealDelay.Observe(time.Since(time.Unix(through+1, 0)).Seconds())
 	if err := b.cfg.Sink.Seal(ctx, batch); err != nil {
 		return fmt.Errorf("bucketer: seal through %d: %w", through, err)
@@ -364,7 +383,7 @@ func (b *Bucketer) completed(ctx context.Context) {
 		// A replay re-seals seconds an earlier run published; never move back.
 		b.published = max(b.published, d.Through)
 	}
-	b.metrics.published.Set(float64(b.published))
+	b.metrics.published.WithLabelValues(b.label).Set(float64(b.published))
 	// Drop windows whose every second is durable.
 	keep := b.windows[:0]
 	for _, w := range b.windows {
@@ -404,18 +423,20 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-type metrics struct {
+// Metrics are a writer's counters, shared by every bucketer it runs.
+type Metrics struct {
 	entries, messages, skipped prometheus.Counter
 	buckets, segments          prometheus.Counter
 	checkpointErrors           prometheus.Counter
 	bucketBytes, sealDelay     prometheus.Histogram
-	sealed, published          prometheus.Gauge
+	sealed, published          *prometheus.GaugeVec
 }
 
-func (m *metrics) Entry()       { m.entries.Inc() }
-func (m *metrics) Placed(n int) { m.messages.Add(float64(n)) }
-func (m *metrics) Skipped()     { m.skipped.Inc() }
-func (m *metrics) Sealed(o *Object) {
+// Entry, Placed, Skipped and Sealed make Metrics a Sealer's Observer.
+func (m *Metrics) Entry()       { m.entries.Inc() }
+func (m *Metrics) Placed(n int) { m.messages.Add(float64(n)) }
+func (m *Metrics) Skipped()     { m.skipped.Inc() }
+func (m *Metrics) Sealed(o *Object) {
 	if o.Kind == keys.Bucket {
 		m.buckets.Inc()
 		m.bucketBytes.Observe(float64(len(o.Body)))
@@ -424,8 +445,9 @@ func (m *metrics) Sealed(o *Object) {
 	}
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+// NewMetrics makes the writer metrics and registers them with reg, if any.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		entries:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_log_entries_total", Help: "Log entries read, ticks included."}),
 		messages:         prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_messages_total", Help: "Messages placed into buckets."}),
 		skipped:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_skipped_entries_total", Help: "Log entries skipped because they could not be decoded."}),
@@ -436,8 +458,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(64, 2, 12)}),
 		sealDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_seal_delay_seconds", Help: "Time from the end of a second to its seal.",
 			Buckets: []float64{.05, .1, .15, .2, .3, .5, 1, 2, 5, 10}}),
-		sealed:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_writer_sealed_second", Help: "Newest sealed unix second."}),
-		published: prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_writer_published_second", Help: "Newest unix second whose objects are all durable."}),
+		sealed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "danmaku_writer_sealed_second",
+			Help: "Newest sealed unix second, by partition (\"all\" when one bucketer reads every room)."}, []string{"partition"}),
+		published: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "danmaku_writer_published_second",
+			Help: "Newest unix second whose objects are all durable, by partition."}, []string{"partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.checkpointErrors,

@@ -92,35 +92,75 @@ func TestServeOnS3(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled value from /metrics.
-func metric(t testing.TB, base, name string) float64 {
+// metric reads one value from /metrics: the series named exactly, or, for a
+// metric with a partition label, the lowest over the given partitions (all
+// of them when none are given).
+func metric(t testing.TB, base, name string, partitions ...int) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	want := map[string]bool{}
+	for _, p := range partitions {
+		want[strconv.Itoa(p)] = true
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	found, low := false, 0.0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
 		}
+		rest, ok := strings.CutPrefix(line, name+`{partition="`)
+		if !ok {
+			continue
+		}
+		label, v, _ := strings.Cut(rest, `"} `)
+		if len(want) > 0 && !want[label] {
+			continue
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		if !found || f < low {
+			found, low = true, f
+		}
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	if !found {
+		t.Fatalf("metric %s not found", name)
+	}
+	return low
 }
 
-func waitPublished(t testing.TB, base string, second int64) {
+// waitPublished waits until every partition (or the given ones) has
+// published through second.
+func waitPublished(t testing.TB, base string, second int64, partitions ...int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for metric(t, base, "danmaku_publisher_published_second") < float64(second) {
+	for {
+		got := metric(t, base, "danmaku_publisher_published_second", partitions...)
+		// Every partition reports once its writer has sealed something.
+		if got >= float64(second) && (len(partitions) > 0 || countSeries(t, base, "danmaku_publisher_published_second") == keys.Partitions) {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("second %d not published within 60s", second)
+			t.Fatalf("second %d not published within 60s (lowest %v)", second, got)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func countSeries(t testing.TB, base, name string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Count(string(b), "\n"+name+"{")
 }
 
 // TestServeSurvivesS3Outage stops the S3 server for 20 seconds while posts
@@ -175,7 +215,11 @@ func TestServeSurvivesS3Outage(t *testing.T) {
 	if n := metric(t, s.base, "danmaku_publisher_spool_batches"); n < 10 {
 		t.Errorf("%v batches spooled after 20s of outage, want about 20", n)
 	}
-	if pub := metric(t, s.base, "danmaku_publisher_published_second"); pub >= float64(outageStart+1) {
+	var parts []int
+	for _, r := range rooms {
+		parts = append(parts, keys.Partition(r))
+	}
+	if pub := metric(t, s.base, "danmaku_publisher_published_second", parts...); pub >= float64(outageStart+1) {
 		t.Errorf("published through %v during an outage that began at %d", pub, outageStart)
 	}
 	if n := metric(t, s.base, `danmaku_publisher_puts_total{result="error"}`); n == 0 {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,10 @@ import (
 
 	"github.com/danmaku/danmaku/bucketer"
 	"github.com/danmaku/danmaku/ingest"
+	"github.com/danmaku/danmaku/internal/announce"
 	"github.com/danmaku/danmaku/internal/httpx"
+	"github.com/danmaku/danmaku/internal/keys"
+	"github.com/danmaku/danmaku/internal/lease"
 	"github.com/danmaku/danmaku/internal/logstream"
 	"github.com/danmaku/danmaku/origin"
 	"github.com/danmaku/danmaku/publisher"
@@ -33,6 +37,8 @@ type serveOptions struct {
 	Data            string
 	NATS            []string
 	NATSListen      string
+	LogReplicas     int
+	LeaseTTL        time.Duration
 	Role            string
 	RingSeconds     int
 	Hold            time.Duration
@@ -64,7 +70,9 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	o.storeOptions.AddFlags(fs)
 	fs.StringSliceVar(&o.NATS, "nats", nil, "URL[,URL...] of an external NATS JetStream cluster (default: an embedded server storing under DATA/nats)")
 	fs.StringVar(&o.NATSListen, "nats-listen", "", "also serve the embedded log at this host:port, so backfill and export can reach it while serve runs (e.g. 127.0.0.1:4222)")
-	fs.StringVar(&o.Role, "role", "all", "what this process runs: all")
+	fs.StringVar(&o.Role, "role", "all", "what this process runs: all, or one of ingest, writer, origin (those need --nats)")
+	fs.IntVar(&o.LogReplicas, "log-replicas", 0, "replicas of the log stream (0: 3 on a cluster of three or more servers, else 1)")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 2*time.Second, "how long a dead writer's partitions stay unowned before another writer takes them")
 	fs.IntVar(&o.RingSeconds, "ring-seconds", 60, "newest seconds of each room the origin keeps in memory")
 	fs.DurationVar(&o.Hold, "hold", origin.DefaultHold, "longest a read of a second that has not sealed yet waits before a 404")
 	fs.DurationVar(&o.SealGrace, "seal-grace", 100*time.Millisecond, "how far past a second's end the log must be before the second seals")
@@ -112,8 +120,17 @@ store, and the origin serves /v1/rooms/{room}/buckets/{second}.json,
 }
 
 func (o *serveOptions) validate() error {
-	if o.Role != "all" {
-		return usagef("--role %q: this build runs every role in one process; use --role all", o.Role)
+	if _, err := parseRole(o.Role); err != nil {
+		return err
+	}
+	if o.Role != "all" && len(o.NATS) == 0 {
+		return usagef("--role %s needs --nats: processes of one deployment share an external NATS JetStream cluster", o.Role)
+	}
+	if o.LogReplicas < 0 || o.LogReplicas > 5 {
+		return usagef("--log-replicas %d: must be between 0 (automatic) and 5", o.LogReplicas)
+	}
+	if o.LeaseTTL < 500*time.Millisecond || o.LeaseTTL > time.Minute {
+		return usagef("--lease-ttl %v: must be between 500ms and 1m", o.LeaseTTL)
 	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return usagef("--listen %q: %v", o.Listen, err)
@@ -142,102 +159,155 @@ func (o *serveOptions) validate() error {
 	return nil
 }
 
+// roles is what one serve process runs.
+type roles struct{ ingest, writer, origin bool }
+
+func parseRole(role string) (roles, error) {
+	switch role {
+	case "all":
+		return roles{true, true, true}, nil
+	case "ingest":
+		return roles{ingest: true}, nil
+	case "writer":
+		return roles{writer: true}, nil
+	case "origin":
+		return roles{origin: true}, nil
+	}
+	return roles{}, usagef("--role %q: use all, ingest, writer or origin", role)
+}
+
 func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
+	role, _ := parseRole(opts.Role)
+	external := len(opts.NATS) > 0
 	log, err := newLogger(stderr, opts.LogLevel, opts.LogFormat)
 	if err != nil {
 		return err
 	}
+	log = log.With("role", opts.Role)
 	if err := os.MkdirAll(opts.Data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	store, storeDesc, err := opts.storeOptions.open(ctx, opts.Data)
-	if err != nil {
-		return err
+	var store publisher.Store
+	storeDesc := "none"
+	if role.writer || role.origin {
+		if store, storeDesc, err = opts.storeOptions.open(ctx, opts.Data); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	logDesc := "embedded NATS JetStream in " + filepath.Join(opts.Data, "nats")
-	if len(opts.NATS) > 0 {
+	if external {
 		logDesc = "NATS " + fmt.Sprint(opts.NATS)
 	}
 	log.Info("opening the message log", "log", logDesc)
 	lg, err := logstream.Open(ctx, logstream.Config{
-		URLs:       opts.NATS,
-		DataDir:    opts.Data,
-		MaxAge:     opts.LogRetention,
-		SyncAlways: opts.LogFsync,
-		Name:       "danmaku serve",
-		Logger:     log,
-		Listen:     opts.NATSListen,
+		URLs:        opts.NATS,
+		DataDir:     opts.Data,
+		MaxAge:      opts.LogRetention,
+		SyncAlways:  opts.LogFsync,
+		Replicas:    opts.LogReplicas,
+		LeaseTTL:    opts.LeaseTTL,
+		ConnectOnly: !role.ingest && !role.writer,
+		Name:        "danmaku serve --role " + opts.Role,
+		Logger:      log,
+		Listen:      opts.NATSListen,
 	})
 	if err != nil {
 		return err
 	}
 	defer lg.Close()
 
-	org, err := origin.New(origin.Config{
-		Store:       store,
-		RingSeconds: opts.RingSeconds,
-		Hold:        opts.Hold,
-		MaxHeld:     opts.MaxHeld,
-		MaxRooms:    opts.MaxRooms,
-		PollMS:      opts.PollMS,
-		Logger:      log.With("component", "origin"),
-		Registerer:  reg,
-	})
-	if err != nil {
-		return err
+	mux := http.NewServeMux()
+	checks := map[string]func() bool{"log": lg.Ready}
+	var org *origin.Origin
+	if role.origin {
+		org, err = origin.New(origin.Config{
+			Store:       store,
+			RingSeconds: opts.RingSeconds,
+			Hold:        opts.Hold,
+			MaxHeld:     opts.MaxHeld,
+			MaxRooms:    opts.MaxRooms,
+			PollMS:      opts.PollMS,
+			Logger:      log.With("component", "origin"),
+			Registerer:  reg,
+		})
+		if err != nil {
+			return err
+		}
+		if external {
+			// Writers elsewhere (and this one) announce over NATS.
+			recv, err := announce.Receive(lg.Conn(), org, log.With("component", "announce"))
+			if err != nil {
+				return err
+			}
+			defer recv.Close()
+		}
+		org.Register(mux)
+		org.RegisterAdmin(mux, opts.AdminToken)
+		web.Register(mux)
+		checks["origin"] = org.Ready
 	}
-	pub, err := publisher.New(publisher.Config{
-		Store:       store,
-		Announcer:   org,
-		Workers:     opts.PublishWorkers,
-		SpoolDir:    filepath.Join(opts.Data, "spool"),
-		SpoolBytes:  opts.SpoolBytes,
-		MemoryBytes: opts.QueueMemory,
-		Logger:      log.With("component", "publisher"),
-		Registerer:  reg,
-	})
-	if err != nil {
-		return err
-	}
-	bkt, err := bucketer.New(bucketer.Config{
-		Source:      lg,
-		Checkpoints: lg,
-		Sink:        pub,
-		Grace:       opts.SealGrace,
-		Logger:      log.With("component", "writer"),
-		Registerer:  reg,
-	})
-	if err != nil {
-		return err
-	}
-	ing, err := ingest.New(ingest.Config{
-		Log:        lg,
-		Limits:     ingest.Limits{MaxText: opts.MaxText, MaxBatch: opts.MaxBatch},
-		MaxBody:    opts.MaxBody,
-		Logger:     log.With("component", "ingest"),
-		Registerer: reg,
-	})
-	if err != nil {
-		return err
+	if role.ingest {
+		ing, err := ingest.New(ingest.Config{
+			Log:        lg,
+			Limits:     ingest.Limits{MaxText: opts.MaxText, MaxBatch: opts.MaxBatch},
+			MaxBody:    opts.MaxBody,
+			Logger:     log.With("component", "ingest"),
+			Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		ing.Register(mux)
 	}
 
-	mux := http.NewServeMux()
-	ing.Register(mux)
-	org.Register(mux)
-	org.RegisterAdmin(mux, opts.AdminToken)
-	web.Register(mux)
-	registerOps(mux, reg, map[string]func() bool{
-		"log":    lg.Ready,
-		"writer": bkt.Ready,
-		"origin": org.Ready,
-	})
+	// The writer: a lease per partition, a bucketer per lease, one
+	// publisher for all of them.
+	var pub *publisher.Publisher
+	var leases *lease.Manager
+	if role.writer {
+		var anns announcers
+		if org != nil {
+			anns = append(anns, org)
+		}
+		if external {
+			anns = append(anns, announce.NewSender(lg.Conn(), log.With("component", "announce")))
+		}
+		pub, err = publisher.New(publisher.Config{
+			Store:       store,
+			Announcer:   anns,
+			Workers:     opts.PublishWorkers,
+			SpoolDir:    filepath.Join(opts.Data, "spool"),
+			SpoolBytes:  opts.SpoolBytes,
+			MemoryBytes: opts.QueueMemory,
+			Logger:      log.With("component", "publisher"),
+			Registerer:  reg,
+		})
+		if err != nil {
+			return err
+		}
+		group := newWriterGroup(lg, pub, opts.SealGrace, opts.ShutdownTimeout/3, bucketer.NewMetrics(reg), log.With("component", "writer"))
+		leases, err = lease.New(lease.Config{
+			KV:      lg.Leases(),
+			ID:      instanceID(),
+			Slots:   keys.Partitions,
+			TTL:     opts.LeaseTTL,
+			Acquire: group.acquire,
+			Release: group.release,
+			Logger:  log.With("component", "leases"),
+		})
+		if err != nil {
+			return err
+		}
+		checks["writer"] = func() bool { return leases.Settled() && group.ready() }
+	}
+	registerOps(mux, reg, checks)
 	registerFallbacks(mux)
 
 	ln, err := net.Listen("tcp", opts.Listen)
@@ -260,18 +330,18 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
 	failed := make(chan error, 3)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		if err := bkt.Run(writerCtx, opts.ShutdownTimeout/2); err != nil {
-			failed <- fmt.Errorf("writer: %w", err)
-		}
-	}()
-	tickerDone := make(chan struct{})
-	go func() {
-		defer close(tickerDone)
-		lg.RunTicker(writerCtx, opts.SealGrace)
-	}()
+	var writerDone sync.WaitGroup
+	if role.writer {
+		writerDone.Add(2)
+		go func() {
+			defer writerDone.Done()
+			leases.Run(writerCtx) // on the way out: every partition stopped and handed over
+		}()
+		go func() {
+			defer writerDone.Done()
+			lg.RunTicker(writerCtx, opts.SealGrace)
+		}()
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("http: %w", err)
@@ -286,13 +356,17 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		opts.onListen(addr)
 	}
 
+	var pubFailed <-chan error
+	if pub != nil {
+		pubFailed = pub.Failed()
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: no new posts; sealing what is in flight")
 	case runErr = <-failed:
 		log.Error("stopping after a failure", "err", runErr)
-	case err := <-pub.Failed():
+	case err := <-pubFailed:
 		runErr = fmt.Errorf("publisher: %w", err)
 		log.Error("stopping after a failure; a restart rebuilds from the log", "err", runErr)
 	}
@@ -302,9 +376,10 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		log.Warn("http server did not stop cleanly", "err", err)
 	}
 	stopWriter()
-	<-writerDone
-	<-tickerDone
-	pub.Close(sctx)
+	writerDone.Wait()
+	if pub != nil {
+		pub.Close(sctx)
+	}
 	log.Info("stopped")
 	return runErr
 }

@@ -236,3 +236,31 @@ func (o *Origin) evictIdle() {
 	})
 	o.metrics.rooms.Set(float64(o.roomCount.Load()))
 }
+
+// Forget stops the ring vouching for absences up to through in these
+// partitions (nil: all): reads of those seconds that miss the ring go to the
+// store. The announcement receiver calls it when it missed a message.
+func (o *Origin) Forget(partitions []int, through int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	forget := func(p int) {
+		old := o.marks[p].Load()
+		if old == nil || old.coverFrom > through {
+			return // no watermark yet: the first one sets coverage
+		}
+		m := *old
+		m.coverFrom = through + 1
+		o.marks[p].Store(&m)
+	}
+	if partitions == nil {
+		for p := range o.marks {
+			forget(p)
+		}
+		return
+	}
+	for _, p := range partitions {
+		if p >= 0 && p < keys.Partitions {
+			forget(p)
+		}
+	}
+}

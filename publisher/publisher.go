@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/danmaku/danmaku/bucketer"
+	"github.com/danmaku/danmaku/internal/keys"
 )
 
 // Errors of the Store contract.
@@ -67,7 +68,8 @@ type Info struct {
 // Watermark says how far sealing and publishing have come for a set of
 // partitions.
 type Watermark struct {
-	// Partitions covered; nil means every partition.
+	// Partitions covered; nil means every partition, an empty non-nil
+	// slice none (objects only).
 	Partitions []int
 	// Sealed: every second ≤ Sealed is final, and every non-empty object of
 	// one was announced before this watermark.
@@ -92,6 +94,10 @@ type Config struct {
 	Partitions []int
 	// Workers is how many puts run at once; if 0, defaults to 64.
 	Workers int
+	// Inflight is how many batches are stored at once (each bucketer's
+	// still finish in order); if 0, defaults to 16. While the store fails
+	// they are all that is held beyond the queue.
+	Inflight int
 	// MemoryBytes is how much sealed data may wait for the store in memory;
 	// if 0, defaults to 32 MiB.
 	MemoryBytes int64
@@ -108,7 +114,9 @@ type Config struct {
 	Registerer         prometheus.Registerer
 }
 
-// Publisher is a bucketer.Sink.
+// Publisher is a bucketer.Sink. Batches from any number of bucketers are
+// stored concurrently; each bucketer's batches finish in the order it
+// sealed them, which is what its checkpoint and watermarks need.
 type Publisher struct {
 	cfg     Config
 	log     *slog.Logger
@@ -118,11 +126,27 @@ type Publisher struct {
 	failed  chan error
 	ctx     context.Context
 	cancel  context.CancelFunc
+	slots   chan struct{} // one per batch taken from the queue and not yet done (cfg.Inflight)
 
-	// mu guards sealed and published, the watermarks last announced.
-	mu        sync.Mutex
-	sealed    int64
-	published int64
+	// mu guards sources and pending.
+	mu      sync.Mutex
+	sources map[string]*source
+	pending map[*bucketer.Batch]*pendingBatch
+}
+
+// source is the batches of one bucketer (one set of partitions).
+type source struct {
+	partitions        []int
+	sealed, published int64
+	order             []*pendingBatch // sealed, not yet done, in seal order
+}
+
+type pendingBatch struct {
+	b      *bucketer.Batch
+	src    *source
+	left   atomic.Int64 // objects still to store
+	stored bool         // every object is in the store
+	failed atomic.Bool  // the publisher closed before the store took everything
 }
 
 var _ bucketer.Sink = (*Publisher)(nil)
@@ -134,6 +158,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = 64
+	}
+	if cfg.Inflight == 0 {
+		cfg.Inflight = 16
 	}
 	if cfg.MemoryBytes == 0 {
 		cfg.MemoryBytes = 32 << 20
@@ -147,7 +174,7 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = 5 * time.Second
 	}
-	if cfg.Workers < 0 || cfg.MemoryBytes < 0 || cfg.SpoolBytes < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin {
+	if cfg.Workers < 0 || cfg.Inflight < 0 || cfg.MemoryBytes < 0 || cfg.SpoolBytes < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin {
 		return nil, fmt.Errorf("publisher: bad config: workers %d, memory %d B, spool %d B, retry %v..%v",
 			cfg.Workers, cfg.MemoryBytes, cfg.SpoolBytes, cfg.RetryMin, cfg.RetryMax)
 	}
@@ -173,26 +200,47 @@ func New(cfg Config) (*Publisher, error) {
 		failed:  make(chan error, 1),
 		ctx:     ctx,
 		cancel:  cancel,
+		slots:   make(chan struct{}, cfg.Inflight),
+		sources: map[string]*source{},
+		pending: map[*bucketer.Batch]*pendingBatch{},
 	}
 	go p.run()
 	return p, nil
 }
 
-func (p *Publisher) watermarkLocked() Watermark {
-	return Watermark{Partitions: p.cfg.Partitions, Sealed: p.sealed, Published: p.published}
+func (src *source) watermark() Watermark {
+	return Watermark{Partitions: src.partitions, Sealed: src.sealed, Published: src.published}
 }
 
 // Seal announces the batch's objects to the origin at once and queues them
 // for the store; it blocks only while memory and spool are both full.
 func (p *Publisher) Seal(ctx context.Context, b *bucketer.Batch) error {
 	p.mu.Lock()
-	p.sealed = max(p.sealed, b.Through)
-	wm := p.watermarkLocked()
+	key := keys.PartitionLabel(b.Partitions)
+	src := p.sources[key]
+	if src == nil {
+		src = &source{partitions: b.Partitions}
+		p.sources[key] = src
+	}
+	src.sealed = max(src.sealed, b.Through)
+	wm := src.watermark()
+	pb := &pendingBatch{b: b, src: src}
+	src.order = append(src.order, pb)
+	p.pending[b] = pb
 	p.mu.Unlock()
 	if p.cfg.Announcer != nil {
 		p.cfg.Announcer.Announce(b.Objects, wm)
 	}
-	return p.q.push(ctx, b)
+	if err := p.q.push(ctx, b); err != nil {
+		p.mu.Lock()
+		delete(p.pending, b)
+		if n := len(src.order); n > 0 && src.order[n-1] == pb {
+			src.order = src.order[:n-1]
+		}
+		p.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // Failed delivers an error if the publisher stopped working (a spool file
@@ -210,11 +258,36 @@ func (p *Publisher) Close(ctx context.Context) {
 	p.cancel()
 }
 
-// run stores batches one after another, each batch's objects in parallel,
-// so batches finish in the order they were sealed.
+// job is one object to store.
+type job struct {
+	o  *bucketer.Object
+	pb *pendingBatch
+}
+
+// run takes batches from the queue and hands their objects to the workers;
+// at most cfg.Inflight batches are out at once.
 func (p *Publisher) run() {
 	defer close(p.stopped)
-	sem := make(chan struct{}, p.cfg.Workers)
+	jobs := make(chan job)
+	var workers sync.WaitGroup
+	for range p.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				if !p.put(j.o) {
+					j.pb.failed.Store(true)
+				}
+				if j.pb.left.Add(-1) == 0 {
+					p.stored(j.pb)
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		workers.Wait()
+	}()
 	for {
 		b, ok, err := p.q.pop(p.ctx)
 		if err != nil {
@@ -227,35 +300,69 @@ func (p *Publisher) run() {
 		if !ok || p.ctx.Err() != nil {
 			return
 		}
-		var wg sync.WaitGroup
-		var failed atomic.Bool
-		for i := range b.Objects {
-			o := &b.Objects[i]
-			if o.Durable {
-				continue
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if !p.put(o) {
-					failed.Store(true)
-				}
-			}()
-		}
-		wg.Wait()
-		if failed.Load() { // closed before the store took everything
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.ctx.Done():
 			return
 		}
 		p.mu.Lock()
-		p.published = max(p.published, b.Through)
-		wm := p.watermarkLocked()
+		pb := p.pending[b]
 		p.mu.Unlock()
-		p.metrics.published.Set(float64(wm.Published))
-		if p.cfg.Announcer != nil {
-			p.cfg.Announcer.Announce(nil, wm)
+		if pb == nil { // not sealed through this publisher; cannot happen
+			<-p.slots
+			continue
 		}
-		b.Done()
+		pb.b = b // a batch read back from the spool is a new value
+		var todo []*bucketer.Object
+		for i := range b.Objects {
+			if !b.Objects[i].Durable {
+				todo = append(todo, &b.Objects[i])
+			}
+		}
+		if len(todo) == 0 {
+			p.stored(pb)
+			continue
+		}
+		pb.left.Store(int64(len(todo)))
+		for _, o := range todo {
+			select {
+			case jobs <- job{o: o, pb: pb}:
+			case <-p.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// stored marks a batch as fully stored and finishes, in seal order, every
+// batch of its source that is now complete.
+func (p *Publisher) stored(pb *pendingBatch) {
+	if pb.failed.Load() {
+		return // closed before the store took it: the log will replay it
+	}
+	p.mu.Lock()
+	pb.stored = true
+	src := pb.src
+	var finished []*pendingBatch
+	for len(src.order) > 0 && src.order[0].stored {
+		head := src.order[0]
+		src.order = src.order[1:]
+		delete(p.pending, head.b)
+		src.published = max(src.published, head.b.Through)
+		finished = append(finished, head)
+	}
+	wm := src.watermark()
+	p.mu.Unlock()
+	if len(finished) == 0 {
+		return
+	}
+	p.metrics.published.WithLabelValues(keys.PartitionLabel(src.partitions)).Set(float64(wm.Published))
+	if p.cfg.Announcer != nil {
+		p.cfg.Announcer.Announce(nil, wm)
+	}
+	for _, f := range finished {
+		f.b.Done()
+		<-p.slots
 	}
 }
 
@@ -304,7 +411,7 @@ type metrics struct {
 	queued     prometheus.Gauge
 	spooled    prometheus.Gauge
 	spoolBytes prometheus.Gauge
-	published  prometheus.Gauge
+	published  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -316,7 +423,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queued:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_queued_batches", Help: "Sealed batches waiting for the store, in memory and spooled."}),
 		spooled:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_spool_batches", Help: "Sealed batches waiting for the store in the on-disk spool."}),
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_spool_bytes", Help: "Bytes in the on-disk spool."}),
-		published:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_publisher_published_second", Help: "Newest second whose objects are all in the store."}),
+		published: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "danmaku_publisher_published_second",
+			Help: "Newest second whose objects are all in the store, by partition."}, []string{"partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.puts, m.putSeconds, m.queued, m.spooled, m.spoolBytes, m.published)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,10 +37,11 @@ func (f *fakeStore) Replace(context.Context, string, []byte) error              
 
 // event is one announcement or completion, in the order they happened.
 type event struct {
-	kind      string // "objects", "watermark", "done"
-	keys      []string
-	sealed    int64
-	published int64
+	kind       string // "objects", "watermark", "done"
+	keys       []string
+	sealed     int64
+	published  int64
+	partitions []int
 }
 
 type recorder struct {
@@ -54,7 +56,7 @@ func (r *recorder) Announce(objs []bucketer.Object, wm publisher.Watermark) {
 	for _, o := range objs {
 		ks = append(ks, o.Key)
 	}
-	r.events = append(r.events, event{kind: "announce", keys: ks, sealed: wm.Sealed, published: wm.Published})
+	r.events = append(r.events, event{kind: "announce", keys: ks, sealed: wm.Sealed, published: wm.Published, partitions: wm.Partitions})
 }
 
 func (r *recorder) add(e event) {
@@ -269,12 +271,17 @@ func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
 	dir := t.TempDir()
 	p, err := publisher.New(publisher.Config{
 		Store: store, Announcer: rec, SpoolDir: dir, MemoryBytes: 1, // every batch past the first spills
+		Inflight: 2,
 		RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p.Close(ctx)
+	}()
 	var objs []bucketer.Object
 	for s := int64(1); s <= 30; s++ {
 		o := object(fmt.Sprintf("room%d", s%4), s)
@@ -349,5 +356,66 @@ func TestFullSpoolPushesBack(t *testing.T) {
 	}
 	if !blocked {
 		t.Error("50 batches went into a 2000-byte spool without pushing back")
+	}
+}
+
+// TestSourcesFinishIndependently: a bucketer whose batch is stuck does not
+// hold back another bucketer's batches, and each still finishes in order.
+func TestSourcesFinishIndependently(t *testing.T) {
+	rec := &recorder{}
+	release := make(chan struct{})
+	store := &fakeStore{put: func(ctx context.Context, key string, body []byte) (bool, error) {
+		if strings.Contains(key, "/slow/") {
+			<-release
+		}
+		return true, nil
+	}}
+	p, _ := publisher.New(publisher.Config{Store: store, Announcer: rec})
+	defer p.Close(context.Background())
+	var mu sync.Mutex
+	var done []string
+	mk := func(part int, room string, s int64) *bucketer.Batch {
+		return bucketer.NewBatchFor([]int{part}, s-1, s, []bucketer.Object{object(room, s)}, func() {
+			mu.Lock()
+			done = append(done, fmt.Sprintf("%s%d", room, s))
+			mu.Unlock()
+		})
+	}
+	p.Seal(context.Background(), mk(1, "slow", 1))
+	p.Seal(context.Background(), mk(1, "fast", 2))
+	p.Seal(context.Background(), mk(2, "other", 1))
+	p.Seal(context.Background(), mk(2, "other", 2))
+	waitFor(t, "partition 2 done", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(done) == 2
+	})
+	mu.Lock()
+	if fmt.Sprint(done) != "[other1 other2]" {
+		t.Errorf("done %v while partition 1 is stuck", done)
+	}
+	mu.Unlock()
+	close(release)
+	waitFor(t, "all done", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(done) == 4
+	})
+	if fmt.Sprint(done[2:]) != "[slow1 fast2]" {
+		t.Errorf("partition 1 finished out of order: %v", done)
+	}
+	// Each partition has its own watermark.
+	var p1, p2 int64
+	for _, e := range rec.snapshot() {
+		if e.kind == "announce" && e.published > 0 {
+			if len(e.partitions) == 1 && e.partitions[0] == 1 {
+				p1 = e.published
+			} else if len(e.partitions) == 1 && e.partitions[0] == 2 {
+				p2 = e.published
+			}
+		}
+	}
+	if p1 != 2 || p2 != 2 {
+		t.Errorf("published watermarks %d, %d", p1, p2)
 	}
 }

@@ -95,9 +95,8 @@ func (q *queue) push(ctx context.Context, b *bucketer.Batch) error {
 				q.mu.Unlock()
 				return fmt.Errorf("publisher: spool batch through %d: %w", b.Through, err)
 			}
-			meta := *b
-			meta.Objects = nil
-			q.disk = append(q.disk, spooled{batch: &meta, path: path, size: written})
+			b.Objects = nil // on disk now; pop puts them back
+			q.disk = append(q.disk, spooled{batch: b, path: path, size: written})
 			q.diskBytes += written
 			q.changedLocked()
 			q.mu.Unlock()

@@ -192,3 +192,19 @@ func Partition(room string) int {
 	}
 	return int(h % Partitions)
 }
+
+// PartitionLabel names a set of partitions in metrics and logs: "all" for
+// nil, else the numbers joined by commas.
+func PartitionLabel(partitions []int) string {
+	if partitions == nil {
+		return "all"
+	}
+	b := make([]byte, 0, 3*len(partitions))
+	for i, p := range partitions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	return string(b)
+}

@@ -41,8 +41,15 @@ type Config struct {
 	DataDir string
 	// Stream is the stream name; if blank, defaults to "DANMAKU".
 	Stream string
-	// Replicas of the stream and key-value bucket; if 0, defaults to 1.
+	// Replicas of the stream and key-value buckets. If 0: 1 on the embedded
+	// server, 3 on a cluster of three or more servers, else 1.
 	Replicas int
+	// LeaseTTL is how long a writer's partition lease lives without renewal;
+	// if 0, defaults to 2s.
+	LeaseTTL time.Duration
+	// ConnectOnly skips creating the stream and buckets, for processes (an
+	// origin) that only listen for announcements.
+	ConnectOnly bool
 	// MaxAge is how long the log keeps entries (backfill reaches this far
 	// back); if 0, defaults to 72h.
 	MaxAge time.Duration
@@ -60,7 +67,10 @@ type Config struct {
 	Listen string
 }
 
-const checkpointBucket = "danmaku_checkpoints"
+const (
+	checkpointBucket = "danmaku_checkpoints"
+	leaseBucket      = "danmaku_leases"
+)
 
 // Log is an open connection to the log.
 type Log struct {
@@ -70,6 +80,7 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	kv       jetstream.KeyValue
+	leases   jetstream.KeyValue
 	log      *slog.Logger
 	embedded bool
 	lock     *os.File // held while the embedded server owns its directory
@@ -81,8 +92,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = "DANMAKU"
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 2 * time.Second
 	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = 72 * time.Hour
@@ -128,6 +139,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if l.js, err = jetstream.New(nc); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("logstream: jetstream: %w", err)
+	}
+	if cfg.ConnectOnly {
+		return l, nil
 	}
 	if err := l.ensure(ctx); err != nil {
 		l.Close()
@@ -192,6 +206,30 @@ func startEmbedded(cfg Config) (*server.Server, *os.File, error) {
 func (l *Log) ensure(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	replicas := l.cfg.Replicas
+	auto := replicas == 0
+	if auto {
+		replicas = 1
+		if !l.embedded && len(l.nc.Servers()) >= 3 {
+			replicas = 3
+		}
+	}
+	for {
+		err := l.ensureWith(ctx, replicas)
+		if err == nil {
+			l.log.Debug("log ready", "stream", l.cfg.Stream, "replicas", replicas)
+			return nil
+		}
+		if auto && replicas > 1 && strings.Contains(err.Error(), "insufficient resources") {
+			l.log.Warn("the cluster cannot hold 3 replicas of the log; using 1", "err", err)
+			replicas = 1
+			continue
+		}
+		return err
+	}
+}
+
+func (l *Log) ensureWith(ctx context.Context, replicas int) error {
 	s, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        l.cfg.Stream,
 		Description: "danmaku posts and writer ticks",
@@ -200,7 +238,7 @@ func (l *Log) ensure(ctx context.Context) error {
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      l.cfg.MaxAge,
 		Storage:     jetstream.FileStorage,
-		Replicas:    l.cfg.Replicas,
+		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
 	})
@@ -213,14 +251,33 @@ func (l *Log) ensure(ctx context.Context) error {
 		Description: "danmaku writer checkpoints",
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    l.cfg.Replicas,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("logstream: create key-value bucket %s: %w", checkpointBucket, err)
 	}
 	l.kv = kv
+	leases, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      leaseBucket,
+		Description: "danmaku writer partition leases",
+		History:     1,
+		TTL:         l.cfg.LeaseTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("logstream: create key-value bucket %s: %w", leaseBucket, err)
+	}
+	l.leases = leases
 	return nil
 }
+
+// Conn is the NATS connection, for announcements between processes.
+func (l *Log) Conn() *nats.Conn { return l.nc }
+
+// Leases is the key-value bucket where writers hold partition leases; its
+// entries expire after the lease TTL unless renewed.
+func (l *Log) Leases() jetstream.KeyValue { return l.leases }
 
 // Close disconnects and stops the embedded server.
 func (l *Log) Close() {
