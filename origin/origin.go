@@ -258,10 +258,13 @@ func (it *item) plainBody() *plainBody {
 
 // lookup finds the object of room at second: from the ring, from the store,
 // or as an empty body when the second is known sealed and has none. With
-// hold, a second that is about to seal is waited for.
+// hold, a second that is about to seal is waited for, and so is a sealed
+// second this origin can only learn from the store once it is written there
+// (an origin that joined after it sealed).
 func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second int64, hold bool) (*item, outcome, error) {
 	last := second + kind.Seconds() - 1 // the object is final once this second is sealed
 	part := keys.Partition(room)
+	var deadline time.Time // set by the first wait; every wait shares it
 	for {
 		var rr *roomRing
 		if v, ok := o.rooms.Load(room); ok {
@@ -272,16 +275,31 @@ func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second
 		}
 		m := o.marks[part].Load()
 		if m != nil && last <= m.sealed {
-			return o.sealedMiss(ctx, kind, room, second, rr, m)
+			it, res, err := o.sealedMiss(ctx, kind, room, second, rr, m)
+			if res != notSealed || !hold {
+				return it, res, err
+			}
+			if deadline.IsZero() {
+				deadline = o.cfg.Now().Add(o.cfg.Hold)
+			}
+			if !o.wait(ctx, part, deadline, func(m *mark) bool { return m.published >= last }) {
+				return nil, notSealed, nil
+			}
+			continue
 		}
 		now := o.cfg.Now().Unix()
 		if last > now+o.cfg.HoldAhead {
 			return nil, future, nil
 		}
-		if !hold || !o.wait(ctx, part, last) {
+		if !hold {
 			return nil, notSealed, nil
 		}
-		hold = false // sealed now: look once more, without waiting again
+		if deadline.IsZero() {
+			deadline = o.cfg.Now().Add(o.cfg.Hold)
+		}
+		if !o.wait(ctx, part, deadline, func(m *mark) bool { return m.sealed >= last }) {
+			return nil, notSealed, nil
+		}
 	}
 }
 
@@ -321,9 +339,12 @@ func (o *Origin) emptyItem(kind keys.Kind, room string, second int64) *item {
 	return newItem(second, bucketer.EmptyBody(room, second, int(kind.Seconds())), "")
 }
 
-// wait holds the caller until partition part has sealed second, the hold
-// time passes, or ctx ends; it reports whether the second sealed.
-func (o *Origin) wait(ctx context.Context, part int, second int64) bool {
+// wait holds the caller until partition part's watermark satisfies done,
+// the deadline passes, or ctx ends; it reports whether done came true.
+func (o *Origin) wait(ctx context.Context, part int, deadline time.Time, done func(*mark) bool) bool {
+	if m := o.marks[part].Load(); m != nil && done(m) {
+		return true
+	}
 	if o.held.Add(1) > int64(o.cfg.MaxHeld) {
 		o.held.Add(-1)
 		o.metrics.heldRefused.Inc()
@@ -334,11 +355,11 @@ func (o *Origin) wait(ctx context.Context, part int, second int64) bool {
 		o.held.Add(-1)
 		o.metrics.held.Dec()
 	}()
-	timer := time.NewTimer(o.cfg.Hold)
+	timer := time.NewTimer(deadline.Sub(o.cfg.Now()))
 	defer timer.Stop()
 	for {
 		ch := o.sealedCh.Load()
-		if m := o.marks[part].Load(); m != nil && m.sealed >= second {
+		if m := o.marks[part].Load(); m != nil && done(m) {
 			return true
 		}
 		select {

@@ -365,3 +365,46 @@ func TestIdleRoomsAreEvictedWithoutLosingCoverage(t *testing.T) {
 	}
 	wantEmpty(t, f.get(t, bucketPath("idle", now-21)), "idle", now-21, 1)
 }
+
+// TestJoinedLateWaitsForTheStore: an origin that started listening after a
+// second sealed cannot tell that second's content until the store has it;
+// a read is held until then, not refused.
+func TestJoinedLateWaitsForTheStore(t *testing.T) {
+	f := newFixture(t)
+	f.o.Announce(nil, publisher.Watermark{Sealed: now - 1, Published: now - 6})
+	o := obj(keys.Bucket, "a", now-3, "stored late")
+	go func() {
+		time.Sleep(80 * time.Millisecond)
+		f.store.mu.Lock()
+		f.store.objs[o.Key] = o.Body
+		f.store.mu.Unlock()
+		f.o.Announce(nil, publisher.Watermark{Sealed: now - 1, Published: now - 1})
+	}()
+	a := f.get(t, bucketPath("a", now-3))
+	wantBody(t, a, o.Body)
+	if a.took < 60*time.Millisecond {
+		t.Errorf("answered after %v, before the store had it", a.took)
+	}
+	// Without the store catching up, the hold ends in an uncacheable 404.
+	g := newFixture(t)
+	g.o.Announce(nil, publisher.Watermark{Sealed: now - 1, Published: now - 6})
+	wantError(t, g.get(t, bucketPath("a", now-3)), http.StatusNotFound, "not_sealed")
+}
+
+func TestForgetSendsAbsencesToTheStore(t *testing.T) {
+	f := newFixture(t)
+	f.o.Announce(nil, publisher.Watermark{Sealed: now - 30, Published: now - 30})
+	f.o.Announce(nil, publisher.Watermark{Sealed: now - 10, Published: now - 10})
+	// Covered: an absent second is empty without asking the store.
+	before := f.store.reads.Load()
+	wantEmpty(t, f.get(t, bucketPath("a", now-12)), "a", now-12, 1)
+	if f.store.reads.Load() != before {
+		t.Fatal("store read for a covered second")
+	}
+	// After Forget the ring no longer vouches: the store is asked, and its
+	// object (which the ring missed) is served.
+	missed := obj(keys.Bucket, "a", now-12, "missed announcement")
+	f.store.objs[missed.Key] = missed.Body
+	f.o.Forget(nil, now-5)
+	wantBody(t, f.get(t, bucketPath("a", now-12)), missed.Body)
+}

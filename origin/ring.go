@@ -115,8 +115,8 @@ type state struct {
 	// refusedThrough is the newest second of an object the ring refused
 	// because it was full: absence proves nothing up to there.
 	refusedThrough atomic.Int64
-	// sealedCh is closed and replaced whenever a watermark's sealed moves,
-	// waking held requests.
+	// sealedCh is closed and replaced whenever a watermark moves, waking
+	// held requests.
 	sealedCh  atomic.Pointer[chan struct{}]
 	minSealed int64 // under mu: the lowest sealed over all partitions
 }
@@ -146,7 +146,7 @@ func (o *Origin) Announce(objs []bucketer.Object, wm publisher.Watermark) {
 				return
 			}
 		}
-		moved = moved || old == nil || m.sealed != old.sealed
+		moved = true
 		o.marks[p].Store(m)
 	}
 	if wm.Partitions == nil {
