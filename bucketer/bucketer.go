@@ -124,6 +124,9 @@ type Config struct {
 	// Grace is how far past a second's end the log must be before it seals;
 	// if 0, defaults to 100ms. It absorbs clock steps between log servers.
 	Grace time.Duration
+	// StallAfter is how long the log may stay silent (writers tick it every
+	// second) before the reader is reopened; if 0, defaults to 5s.
+	StallAfter time.Duration
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Metrics, shared by a writer's bucketers; if nil, unregistered ones.
@@ -183,6 +186,9 @@ func New(cfg Config) (*Bucketer, error) {
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = 100 * time.Millisecond
+	}
+	if cfg.StallAfter == 0 {
+		cfg.StallAfter = 5 * time.Second
 	}
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("bucketer: negative grace %v", cfg.Grace)
@@ -256,38 +262,80 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 		b.inflight = append(b.inflight, resume)
 	}
 
-	readCtx, stopRead := context.WithCancel(ctx)
-	defer stopRead()
-	entries := make(chan logstream.Entry, 1024)
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- b.cfg.Source.Read(readCtx, b.nextSeq, b.cfg.Partitions, func(e logstream.Entry) error {
-			select {
-			case entries <- e:
-				return nil
-			case <-readCtx.Done():
-				return readCtx.Err()
-			}
-		})
-	}()
-
+	r := b.startReader(ctx, b.nextSeq)
+	defer func() { r.stop() }()
+	watchdog := time.NewTicker(b.cfg.StallAfter / 2)
+	defer watchdog.Stop()
+	lastEntry := time.Now()
 	for {
 		select {
-		case e := <-entries:
+		case e := <-r.entries:
+			if e.Seq < b.nextSeq {
+				continue // a reopened reader may repeat what was already read
+			}
+			lastEntry = time.Now()
 			if err := b.process(ctx, e); err != nil {
 				return b.shutdown(err, drain)
 			}
 		case <-b.doneSig:
 			b.completed(ctx)
-		case err := <-readErr:
+		case err := <-r.err:
 			if ctx.Err() == nil {
 				return b.shutdown(fmt.Errorf("bucketer: %w", err), drain)
 			}
 			return b.shutdown(nil, drain)
+		case <-watchdog.C:
+			// Writers tick the log every second, so silence means the
+			// reader is stuck (a consumer on a server that went away and
+			// was not noticed): open a new one where this one stopped.
+			if idle := time.Since(lastEntry); idle >= b.cfg.StallAfter {
+				b.log.Warn("no log entries; reopening the log reader", "idle", idle.Round(time.Millisecond), "seq", b.nextSeq)
+				b.metrics.readerRestarts.Inc()
+				r.stop()
+				r = b.startReader(ctx, b.nextSeq)
+				lastEntry = time.Now()
+			}
 		case <-ctx.Done():
 			return b.shutdown(nil, drain)
 		}
 	}
+}
+
+// reader is one Source.Read feeding the loop.
+type reader struct {
+	entries chan logstream.Entry
+	err     chan error
+	stop    func()
+}
+
+func (b *Bucketer) startReader(ctx context.Context, from uint64) *reader {
+	rctx, cancel := context.WithCancel(ctx)
+	r := &reader{entries: make(chan logstream.Entry, 1024), err: make(chan error, 1)}
+	done := make(chan struct{})
+	r.stop = func() {
+		cancel()
+		// The old reader may be stuck where no context reaches; don't wait
+		// for it long, and drop whatever it still sends.
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	go func() {
+		defer close(done)
+		err := b.cfg.Source.Read(rctx, from, b.cfg.Partitions, func(e logstream.Entry) error {
+			select {
+			case r.entries <- e:
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		})
+		if rctx.Err() == nil {
+			r.err <- err
+		}
+	}()
+	return r
 }
 
 func (b *Bucketer) shutdown(cause error, drain time.Duration) error {
@@ -428,6 +476,7 @@ type Metrics struct {
 	entries, messages, skipped prometheus.Counter
 	buckets, segments          prometheus.Counter
 	checkpointErrors           prometheus.Counter
+	readerRestarts             prometheus.Counter
 	bucketBytes, sealDelay     prometheus.Histogram
 	sealed, published          *prometheus.GaugeVec
 }
@@ -454,6 +503,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		buckets:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_buckets_sealed_total", Help: "Non-empty buckets sealed."}),
 		segments:         prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_segments_sealed_total", Help: "Non-empty segments sealed."}),
 		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_checkpoint_errors_total", Help: "Failed checkpoint saves."}),
+		readerRestarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_reader_restarts_total", Help: "Log readers reopened after the log stayed silent too long."}),
 		bucketBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_bucket_bytes", Help: "Gzipped size of sealed buckets.",
 			Buckets: prometheus.ExponentialBuckets(64, 2, 12)}),
 		sealDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_seal_delay_seconds", Help: "Time from the end of a second to its seal.",
@@ -464,7 +514,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Newest unix second whose objects are all durable, by partition."}, []string{"partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.checkpointErrors,
+		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.checkpointErrors, m.readerRestarts,
 			m.bucketBytes, m.sealDelay, m.sealed, m.published)
 	}
 	return m

@@ -455,3 +455,49 @@ func TestReadyOnceCaughtUp(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// stuckLog's first reader delivers two entries and then hangs, deaf to its
+// context, like a consumer on a server that vanished; later readers work.
+type stuckLog struct {
+	*fakeLog
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *stuckLog) Read(ctx context.Context, from uint64, p []int, fn func(logstream.Entry) error) error {
+	s.mu.Lock()
+	s.reads++
+	n := s.reads
+	s.mu.Unlock()
+	if n > 1 {
+		return s.fakeLog.Read(ctx, from, p, fn)
+	}
+	for _, e := range s.entries[:2] {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	select {} // stuck for good
+}
+
+func TestStuckReaderIsReopened(t *testing.T) {
+	log, sink := newFakeLog(), newSink()
+	log.add(at(base, 10), "a", "before")
+	log.add(at(base, 20), "a", "during")
+	log.add(at(base, 30), "a", "after the stall")
+	log.add(at(base+1, 200), "", "")
+	src := &stuckLog{fakeLog: log}
+	b, err := bucketer.New(bucketer.Config{Source: src, Checkpoints: log, Sink: sink, StallAfter: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, time.Second) }()
+	defer func() { cancel(); <-done }()
+	waitSealed(t, sink, base)
+	got := texts(decode(t, sink.objects()[keys.Key(keys.Bucket, "a", base)]))
+	if fmt.Sprint(got) != "[before during after the stall]" {
+		t.Errorf("after reopening the reader: %v (each message once, in order)", got)
+	}
+}

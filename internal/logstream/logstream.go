@@ -240,7 +240,10 @@ func (l *Log) ensureWith(ctx context.Context, replicas int) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
-		AllowDirect: true,
+		// Reads of one entry (the stamp of a post or tick) go to the
+		// leader: a direct get may be answered by a replica that has not
+		// stored the entry yet.
+		AllowDirect: false,
 	})
 	if err != nil {
 		return fmt.Errorf("logstream: create stream %s: %w", l.cfg.Stream, err)
@@ -423,7 +426,10 @@ func (l *Log) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn 
 	if err != nil {
 		return fmt.Errorf("logstream: read: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	// A consumer on a server that died is noticed by its missing
+	// heartbeats and recreated where the log resumes: keep that short, so
+	// losing a node stalls sealing for seconds, not the default half minute.
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("logstream: read: %w", err)
 	}
