@@ -310,7 +310,7 @@ type reader struct {
 
 func (b *Bucketer) startReader(ctx context.Context, from uint64) *reader {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{entries: make(chan logstream.Entry, 1024), err: make(chan error, 1)}
+	r := &reader{entries: make(chan logstream.Entry, 64), err: make(chan error, 1)}
 	done := make(chan struct{})
 	r.stop = func() {
 		cancel()

@@ -429,7 +429,9 @@ func (l *Log) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn 
 	// A consumer on a server that died is noticed by its missing
 	// heartbeats and recreated where the log resumes: keep that short, so
 	// losing a node stalls sealing for seconds, not the default half minute.
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
+	// Buffer by bytes: a writer runs a reader per partition, and a batch
+	// entry can be a quarter megabyte.
+	it, err := cons.Messages(jetstream.PullMaxBytes(4<<20), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("logstream: read: %w", err)
 	}
