@@ -17,28 +17,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/danmaku/danmaku/internal/testbin"
 )
 
 // Install is how the test scripts install the server.
 const Install = "go install github.com/nats-io/nats-server/v2@v2.15.2"
 
-// Binary finds nats-server on PATH or in GOPATH/bin.
-func Binary() (string, bool) {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p, true
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			gopath = filepath.Join(home, "go")
-		}
-	}
-	p := filepath.Join(gopath, "bin", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p, true
-	}
-	return "", false
-}
 
 // Cluster is a running cluster.
 type Cluster struct {
@@ -74,13 +59,7 @@ func freePort(t testing.TB) int {
 // JetStream leader. Without the binary the test is skipped, except in CI.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	bin, ok := Binary()
-	if !ok {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("nats-server is not installed; .ci/run must install it: %s", Install)
-		}
-		t.Skipf("nats-server not found (install it with: %s); skipping the cluster tests", Install)
-	}
+	bin := testbin.Require(t, "nats-server", Install)
 	c := &Cluster{t: t, bin: bin}
 	var routes []string
 	for i := range n {

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/danmaku/danmaku/internal/testbin"
 )
 
 // Install is how the test scripts install the gateway.
@@ -36,36 +38,13 @@ type Gateway struct {
 	exited    chan struct{}
 }
 
-// Binary finds versitygw on PATH or in GOPATH/bin.
-func Binary() (string, bool) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, true
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			gopath = filepath.Join(home, "go")
-		}
-	}
-	p := filepath.Join(gopath, "bin", "versitygw")
-	if _, err := os.Stat(p); err == nil {
-		return p, true
-	}
-	return "", false
-}
 
 // Start runs a gateway on a free loopback port over a temporary directory
 // and stops it when the test ends. Without the binary the test is skipped,
 // except in CI (CI set), where that is a failure.
 func Start(t testing.TB) *Gateway {
 	t.Helper()
-	bin, ok := Binary()
-	if !ok {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("versitygw is not installed; .ci/run must install it: %s", Install)
-		}
-		t.Skipf("versitygw not found (install it with: %s); skipping the S3 tests", Install)
-	}
+	bin := testbin.Require(t, "versitygw", Install)
 	g := &Gateway{
 		t:         t,
 		bin:       bin,
