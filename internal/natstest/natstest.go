@@ -24,7 +24,6 @@ import (
 // Install is how the test scripts install the server.
 const Install = "go install github.com/nats-io/nats-server/v2@v2.15.2"
 
-
 // Cluster is a running cluster.
 type Cluster struct {
 	t     testing.TB

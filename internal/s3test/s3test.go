@@ -38,7 +38,6 @@ type Gateway struct {
 	exited    chan struct{}
 }
 
-
 // Start runs a gateway on a free loopback port over a temporary directory
 // and stops it when the test ends. Without the binary the test is skipped,
 // except in CI (CI set), where that is a failure.
