@@ -239,6 +239,16 @@ func TestHostileInput(t *testing.T) {
 	if f := get(t, s.Base+"/healthz"); f.status != http.StatusOK {
 		t.Fatalf("/healthz after the table: %d", f.status)
 	}
+	// CORS on the read paths only, never on operations or admin.
+	for path, cors := range map[string]bool{
+		"/v1/rooms/lobby/head": true, "/v1/rooms/lobby/buckets/" + strconv.FormatInt(now-3, 10) + ".json": true,
+		"/healthz": false, "/readyz": false, "/metrics": false, "/admin/v1/rooms/lobby/drop": false,
+	} {
+		f := get(t, s.Base+path, "Origin", "https://player.example")
+		if got := f.header.Get("Access-Control-Allow-Origin"); (got == "*") != cors || (!cors && got != "") {
+			t.Errorf("GET %s from another origin: Access-Control-Allow-Origin %q", path, got)
+		}
+	}
 	a := rawRequest(t, s.Addr, post(room, auth, `{"text":"still here"}`))
 	if a.status != http.StatusAccepted {
 		t.Fatalf("a good post after the table: %d %s", a.status, a.body)
