@@ -1,7 +1,9 @@
 # danmaku: one static binary in an empty image.
 #
 #   docker build -t danmaku --build-arg VERSION=v1.0.0 .
-#   docker run -p 8080:8080 danmaku            # the whole system, data in /data
+#   docker run -p 8080:8080 -e DANMAKU_AUTH_SECRET="$(openssl rand -base64 48)" danmaku
+#                                              # the whole system, data in /data; posts
+#                                              # need tokens (or -e DANMAKU_ALLOW_ANONYMOUS=true)
 #
 # The build stage needs the golang image (pulled once, or from a mirror);
 # the final stage is FROM scratch and pulls nothing.

@@ -3,7 +3,7 @@ GO ?= go
 NODE ?= node
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test test-go test-js typecheck-js test-browser web-deps vet fmt-check fuzz-smoke clean
+.PHONY: all build test test-go test-js typecheck-js test-browser web-deps vet fmt-check fuzz-smoke soak-smoke soak clean
 
 all: build
 
@@ -17,8 +17,9 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 ## test: formatting, vet, every Go test with the race detector, the JS unit
-## tests and the browser tests.
-test: fmt-check vet test-go test-js typecheck-js test-browser
+## tests and the browser tests, every fuzz target briefly, and a one-minute
+## soak.
+test: fmt-check vet test-go test-js typecheck-js test-browser fuzz-smoke soak-smoke
 
 test-go:
 	$(GO) test $(GOFLAGS_TEST) ./...
@@ -38,6 +39,27 @@ typecheck-js:
 ## playwright-core (make web-deps). Skips without them unless CI is set.
 test-browser:
 	$(NODE) --test web/test/browser.test.mjs
+
+## fuzz-smoke: every fuzz target (every func Fuzz* in a _test.go file) for
+## FUZZTIME each, starting from its corpus in testdata/fuzz/<Name>.
+FUZZTIME ?= 5s
+fuzz-smoke:
+	@set -e; for f in $$(git ls-files --cached --others --exclude-standard '*_test.go' | xargs grep -l '^func Fuzz'); do \
+		dir=$$(dirname $$f); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz-smoke: $$name in ./$$dir for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$dir; \
+		done; \
+	done
+
+## soak-smoke: the soak test for one minute (no race detector: it measures
+## memory); soak: the full ten minutes.
+SOAKTIME ?= 60s
+soak-smoke:
+	$(GO) test -tags soak -count=1 -timeout 30m -run '^TestSoak$$' ./cmd -args -soak.duration $(SOAKTIME)
+
+soak:
+	$(MAKE) soak-smoke SOAKTIME=10m
 
 ## web-deps: playwright-core for the browser tests (never a browser download).
 web-deps:

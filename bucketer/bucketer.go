@@ -34,6 +34,9 @@ type Object struct {
 	// Durable means a previous run already stored this object: a replay
 	// after restart rebuilds it only to refill the origin's ring.
 	Durable bool
+	// Dropped and Folded count, for a bucket, the messages a Cap left out
+	// and the ones it folded into another's dup count.
+	Dropped, Folded int
 }
 
 // NewObject gzips a JSON body and fills in the key and entity tag.
@@ -127,6 +130,9 @@ type Config struct {
 	// StallAfter is how long the log may stay silent (writers tick it every
 	// second) before the reader is reopened; if 0, defaults to 5s.
 	StallAfter time.Duration
+	// Cap bounds the messages a room's bucket keeps per second; the zero
+	// value keeps all. Every writer and backfill must use the same Cap.
+	Cap Cap
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Metrics, shared by a writer's bucketers; if nil, unregistered ones.
@@ -206,7 +212,7 @@ func New(cfg Config) (*Bucketer, error) {
 		doneSig: make(chan struct{}, 1),
 		label:   keys.PartitionLabel(cfg.Partitions),
 	}
-	b.sealer = NewSealer(SealerConfig{Grace: cfg.Grace, Observer: b.metrics, OnSkip: func(e logstream.Entry, err error) {
+	b.sealer = NewSealer(SealerConfig{Grace: cfg.Grace, Cap: cfg.Cap, Observer: b.metrics, OnSkip: func(e logstream.Entry, err error) {
 		b.log.Error("skipping unreadable log entry", "seq", e.Seq, "room", e.Room, "err", err)
 	}})
 	return b, nil
@@ -475,6 +481,7 @@ func floorDiv(a, b int64) int64 {
 type Metrics struct {
 	entries, messages, skipped prometheus.Counter
 	buckets, segments          prometheus.Counter
+	dropped, folded            prometheus.Counter
 	checkpointErrors           prometheus.Counter
 	readerRestarts             prometheus.Counter
 	bucketBytes, sealDelay     prometheus.Histogram
@@ -489,6 +496,8 @@ func (m *Metrics) Sealed(o *Object) {
 	if o.Kind == keys.Bucket {
 		m.buckets.Inc()
 		m.bucketBytes.Observe(float64(len(o.Body)))
+		m.dropped.Add(float64(o.Dropped))
+		m.folded.Add(float64(o.Folded))
 	} else {
 		m.segments.Inc()
 	}
@@ -502,6 +511,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		skipped:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_skipped_entries_total", Help: "Log entries skipped because they could not be decoded."}),
 		buckets:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_buckets_sealed_total", Help: "Non-empty buckets sealed."}),
 		segments:         prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_segments_sealed_total", Help: "Non-empty segments sealed."}),
+		dropped:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_dropped_messages_total", Help: "Messages the per-room cap left out of buckets (counted in their dropped)."}),
+		folded:           prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_folded_messages_total", Help: "Messages the per-room cap folded into an identical text's dup count."}),
 		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_checkpoint_errors_total", Help: "Failed checkpoint saves."}),
 		readerRestarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_reader_restarts_total", Help: "Log readers reopened after the log stayed silent too long."}),
 		bucketBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_bucket_bytes", Help: "Gzipped size of sealed buckets.",
@@ -514,7 +525,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Newest unix second whose objects are all durable, by partition."}, []string{"partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.checkpointErrors, m.readerRestarts,
+		reg.MustRegister(m.entries, m.messages, m.skipped, m.buckets, m.segments, m.dropped, m.folded, m.checkpointErrors, m.readerRestarts,
 			m.bucketBytes, m.sealDelay, m.sealed, m.published)
 	}
 	return m

@@ -721,16 +721,26 @@ func (m *Mode) UnmarshalText(b []byte) error {
 }
 
 // Exported is one line of an export: a message and its room. Backfill reads
-// these lines back and rebuilds byte-identical objects from them.
+// these lines back and rebuilds byte-identical objects from them. A bucket
+// from which a per-room cap left messages out adds a line with no message,
+// only the room, the second and the count: {"room":…,"second":…,"dropped":N}.
 type Exported struct {
 	Room string `json:"room"`
 	Message
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // Objects rebuilds the objects of one room from its messages: a bucket for
 // every second with messages and a segment for every window that windows
 // admits. Messages may come in any order; they are put back in log order.
 func Objects(room string, msgs []Message, windows func(start int64) bool) ([]Object, error) {
+	return ObjectsWithDropped(room, msgs, nil, windows)
+}
+
+// ObjectsWithDropped is Objects for buckets a per-room cap trimmed: dropped
+// holds, per second, the count of messages the cap left out. A segment's
+// count is the sum over its seconds.
+func ObjectsWithDropped(room string, msgs []Message, dropped map[int64]int, windows func(start int64) bool) ([]Object, error) {
 	if !keys.ValidRoom(room) {
 		return nil, fmt.Errorf("bucketer: %w", keys.ErrRoom)
 	}
@@ -760,19 +770,37 @@ func Objects(room string, msgs []Message, windows func(start int64) bool) ([]Obj
 		bySecond[m.Second] = append(bySecond[m.Second], m)
 		byWindow[keys.SegmentStart(m.Second)] = append(byWindow[keys.SegmentStart(m.Second)], m)
 	}
+	windowDropped := map[int64]int{}
+	for sec, n := range dropped {
+		if n < 0 {
+			return nil, fmt.Errorf("bucketer: second %d: dropped %d", sec, n)
+		}
+		if n > 0 {
+			if _, ok := bySecond[sec]; !ok {
+				bySecond[sec] = nil
+			}
+			w := keys.SegmentStart(sec)
+			if _, ok := byWindow[w]; !ok {
+				byWindow[w] = nil
+			}
+			windowDropped[w] += n
+		}
+	}
 	var objs []Object
 	for _, sec := range slices.Sorted(maps.Keys(bySecond)) {
-		raw, err := Encode(&Body{Room: room, Start: sec, Seconds: 1, Messages: bySecond[sec]})
+		raw, err := Encode(&Body{Room: room, Start: sec, Seconds: 1, Messages: bySecond[sec], Dropped: dropped[sec]})
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, NewObject(keys.Bucket, room, sec, raw, len(bySecond[sec])))
+		o := NewObject(keys.Bucket, room, sec, raw, len(bySecond[sec]))
+		o.Dropped = dropped[sec]
+		objs = append(objs, o)
 	}
 	for _, w := range slices.Sorted(maps.Keys(byWindow)) {
 		if windows != nil && !windows(w) {
 			continue
 		}
-		raw, err := Encode(&Body{Room: room, Start: w, Seconds: keys.SegmentSeconds, Messages: byWindow[w]})
+		raw, err := Encode(&Body{Room: room, Start: w, Seconds: keys.SegmentSeconds, Messages: byWindow[w], Dropped: windowDropped[w]})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package bucketer
 
 import (
+	"slices"
 	"time"
 
 	"github.com/danmaku/danmaku/internal/keys"
@@ -16,6 +17,9 @@ type SealerConfig struct {
 	Observer Observer
 	// OnSkip, if set, is told of log entries that could not be decoded.
 	OnSkip func(e logstream.Entry, err error)
+	// Cap bounds the messages a room's bucket keeps per second; the zero
+	// value keeps all.
+	Cap Cap
 }
 
 // Observer receives counts from a Sealer.
@@ -33,6 +37,7 @@ type Sealer struct {
 	graceMS int64
 	obs     Observer
 	onSkip  func(logstream.Entry, error)
+	cap     Cap
 	sealed  int64 // every second ≤ sealed is sealed; -1 before the first entry
 	highMS  int64 // newest log timestamp seen, unix ms
 	rooms   map[string]*room
@@ -40,16 +45,20 @@ type Sealer struct {
 
 type room struct {
 	entries []placed // in log order, sealed or not, until their segment is sealed
+	// dropped counts, per sealed second, the messages the cap left out,
+	// until the second's segment is sealed.
+	dropped map[int64]int
 }
 
 type placed struct {
-	second int64
+	second   int64
+	priority bool // the poster's messages are kept above the cap
 	entry
 }
 
 // NewSealer returns a Sealer that starts sealing at its first entry.
 func NewSealer(cfg SealerConfig) *Sealer {
-	s := &Sealer{graceMS: 100, obs: cfg.Observer, onSkip: cfg.OnSkip, sealed: -1, rooms: map[string]*room{}}
+	s := &Sealer{graceMS: 100, obs: cfg.Observer, onSkip: cfg.OnSkip, cap: cfg.Cap, sealed: -1, rooms: map[string]*room{}}
 	if cfg.Grace > 0 {
 		s.graceMS = cfg.Grace.Milliseconds()
 	}
@@ -120,7 +129,7 @@ func (s *Sealer) place(e logstream.Entry, second, ms int64) {
 		r = &room{}
 		s.rooms[e.Room] = r
 	}
-	r.entries = append(r.entries, placed{second: second, entry: entry{
+	r.entries = append(r.entries, placed{second: second, priority: post.Priority, entry: entry{
 		seq: e.Seq, ms: int(offset), user: post.UserID, name: post.UserName,
 		avatar: post.Avatar, badges: post.Badges, msgs: msgs,
 	}})
@@ -162,20 +171,43 @@ func (s *Sealer) sealRoom(objs []Object, name string, r *room, through int64) []
 			windows = appendUnique(windows, w)
 		}
 	}
+	capped := false
 	for _, sec := range seconds {
-		var es []entry
-		n := 0
-		for _, p := range r.entries {
-			if p.second == sec {
-				es = append(es, p.entry)
-				n += len(p.msgs)
+		var ps []*placed
+		for i := range r.entries {
+			if r.entries[i].second == sec {
+				ps = append(ps, &r.entries[i])
 			}
 		}
-		objs = append(objs, NewObject(keys.Bucket, name, sec, encode(name, sec, 1, es, 0), n))
+		// The cap is applied once, as the second seals; its segment is
+		// built later from the same trimmed entries.
+		res := s.cap.apply(name, ps)
+		if res.dropped > 0 {
+			if r.dropped == nil {
+				r.dropped = map[int64]int{}
+			}
+			r.dropped[sec] = res.dropped
+		}
+		var es []entry
+		n := 0
+		for _, p := range ps {
+			if len(p.msgs) > 0 {
+				es = append(es, p.entry)
+				n += len(p.msgs)
+			} else {
+				capped = true
+			}
+		}
+		o := NewObject(keys.Bucket, name, sec, encode(name, sec, 1, es, res.dropped), n)
+		o.Dropped, o.Folded = res.dropped, res.folded
+		objs = append(objs, o)
+	}
+	if capped { // entries the cap emptied
+		r.entries = slices.DeleteFunc(r.entries, func(p placed) bool { return len(p.msgs) == 0 })
 	}
 	for _, w := range windows {
 		var es []entry
-		n := 0
+		n, dropped := 0, 0
 		for _, p := range r.entries {
 			if keys.SegmentStart(p.second) == w {
 				e := p.entry
@@ -184,7 +216,11 @@ func (s *Sealer) sealRoom(objs []Object, name string, r *room, through int64) []
 				n += len(p.msgs)
 			}
 		}
-		objs = append(objs, NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es, 0), n))
+		for sec := w; sec < w+keys.SegmentSeconds; sec++ {
+			dropped += r.dropped[sec]
+			delete(r.dropped, sec)
+		}
+		objs = append(objs, NewObject(keys.Segment, name, w, encode(name, w, keys.SegmentSeconds, es, dropped), n))
 	}
 	keep := r.entries[:0]
 	for _, p := range r.entries {

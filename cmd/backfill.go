@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +29,7 @@ type backfillOptions struct {
 	storeOptions
 	logOptions
 	rangeOptions
+	capOptions
 	Input     string
 	DryRun    bool
 	Workers   int
@@ -67,6 +69,7 @@ bytes is a conflict: it is reported, left alone, and the exit status is 1.`,
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "compare with the store and report, without uploading")
 	fs.IntVar(&opts.Workers, "workers", 16, "uploads in flight at once")
 	fs.DurationVar(&opts.SealGrace, "seal-grace", 100*time.Millisecond, "the --seal-grace serve runs with")
+	opts.capOptions.AddFlags(fs)
 	addEnvHelp(fs)
 	return c
 }
@@ -103,6 +106,9 @@ func runBackfill(ctx context.Context, opts *backfillOptions, stdout, stderr io.W
 	if opts.Workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
+	if err := opts.capOptions.validate(); err != nil {
+		return err
+	}
 	started := time.Now()
 	var objs []bucketer.Object
 	var notes []string
@@ -123,7 +129,7 @@ func runBackfill(ctx context.Context, opts *backfillOptions, stdout, stderr io.W
 		if err != nil {
 			return err
 		}
-		objs, notes, err = objectsFromLog(ctx, lg, opts.Rooms, from, to, opts.SealGrace)
+		objs, notes, err = objectsFromLog(ctx, lg, opts.Rooms, from, to, opts.SealGrace, opts.capOptions.cap())
 		lg.Close()
 		if err != nil {
 			return err
@@ -210,7 +216,7 @@ func touches(o *bucketer.Object, from, to int64) bool {
 // objectsFromLog replays the log from a little before the range's first
 // segment through a Sealer, the same state machine serve runs, and keeps
 // the objects that touch the range.
-func objectsFromLog(ctx context.Context, lg *logstream.Log, rooms []string, from, to int64, grace time.Duration) ([]bucketer.Object, []string, error) {
+func objectsFromLog(ctx context.Context, lg *logstream.Log, rooms []string, from, to int64, grace time.Duration, roomCap bucketer.Cap) ([]bucketer.Object, []string, error) {
 	var notes []string
 	last, err := lg.LastSeq(ctx)
 	if err != nil {
@@ -229,7 +235,7 @@ func objectsFromLog(ctx context.Context, lg *logstream.Log, rooms []string, from
 		return nil, []string{fmt.Sprintf("the log ends at %s, before the range; nothing to rebuild", newest.Time.UTC().Format(time.RFC3339))}, nil
 	}
 
-	sealer := bucketer.NewSealer(bucketer.SealerConfig{Grace: grace})
+	sealer := bucketer.NewSealer(bucketer.SealerConfig{Grace: grace, Cap: roomCap})
 	var objs []bucketer.Object
 	want := map[string]bool{}
 	for _, r := range rooms {
@@ -274,6 +280,42 @@ func objectsFromLog(ctx context.Context, lg *logstream.Log, rooms []string, from
 	return objs, notes, nil
 }
 
+// parseExportLine reads one line of an export: a message with its room, or
+// a bucket's dropped count ({"room","second","dropped"}, no id).
+func parseExportLine(text []byte) (bucketer.Exported, error) {
+	var m bucketer.Exported
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return m, errors.New("unexpected data after the JSON object")
+	}
+	if !keys.ValidRoom(m.Room) {
+		return m, fmt.Errorf("room %q: %v", m.Room, keys.ErrRoom)
+	}
+	if m.Second < 0 || m.Second > 99_999_999_999 {
+		return m, fmt.Errorf("second %d out of range", m.Second)
+	}
+	if m.ID == "" {
+		if m.Dropped < 1 || !reflect.DeepEqual(m.Message, bucketer.Message{Second: m.Second}) {
+			return m, errors.New("a line without an id must be a dropped count: {\"room\",\"second\",\"dropped\"}")
+		}
+		return m, nil
+	}
+	if m.Dropped != 0 {
+		return m, errors.New("a message line has no dropped count")
+	}
+	if _, _, err := bucketer.ParseMessageID(m.ID); err != nil {
+		return m, err
+	}
+	if m.OffsetMS < 0 || m.OffsetMS > 999 || m.Color > 0xFFFFFF || m.Count < 0 {
+		return m, errors.New("offset_ms, color or count out of range")
+	}
+	return m, nil
+}
+
 func sortObjects(objs []bucketer.Object) {
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
 }
@@ -296,6 +338,7 @@ func objectsFromExport(path string, rooms []string, from, to int64) ([]bucketer.
 		want[room] = true
 	}
 	byRoom := map[string][]bucketer.Message{}
+	dropped := map[string]map[int64]int{}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -306,22 +349,21 @@ func objectsFromExport(path string, rooms []string, from, to int64) ([]bucketer.
 		if len(text) == 0 {
 			continue
 		}
-		var m bucketer.Exported
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&m); err != nil {
+		m, err := parseExportLine(text)
+		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: %v", path, line, err)
-		}
-		if !keys.ValidRoom(m.Room) {
-			return nil, nil, fmt.Errorf("%s:%d: room %q: %v", path, line, m.Room, keys.ErrRoom)
-		}
-		if _, _, err := bucketer.ParseMessageID(m.ID); err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %v", path, line, err)
-		}
-		if m.OffsetMS < 0 || m.OffsetMS > 999 || m.Color > 0xFFFFFF {
-			return nil, nil, fmt.Errorf("%s:%d: offset_ms or color out of range", path, line)
 		}
 		if (len(want) > 0 && !want[m.Room]) || m.Second < from || m.Second > to {
+			continue
+		}
+		if m.ID == "" { // a bucket's dropped count
+			if dropped[m.Room] == nil {
+				dropped[m.Room] = map[int64]int{}
+			}
+			if dropped[m.Room][m.Second] != 0 {
+				return nil, nil, fmt.Errorf("%s:%d: second %d of room %s has two dropped counts", path, line, m.Second, m.Room)
+			}
+			dropped[m.Room][m.Second] = m.Dropped
 			continue
 		}
 		if seen[m.Room+"/"+m.ID] {
@@ -335,8 +377,13 @@ func objectsFromExport(path string, rooms []string, from, to int64) ([]bucketer.
 	}
 	whole := func(w int64) bool { return w >= from && w+keys.SegmentSeconds-1 <= to }
 	var objs []bucketer.Object
+	for room := range dropped {
+		if _, ok := byRoom[room]; !ok {
+			byRoom[room] = nil
+		}
+	}
 	for _, room := range slices.Sorted(maps.Keys(byRoom)) {
-		o, err := bucketer.Objects(room, byRoom[room], whole)
+		o, err := bucketer.ObjectsWithDropped(room, byRoom[room], dropped[room], whole)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: room %s: %w", path, room, err)
 		}

@@ -96,6 +96,11 @@ func runExport(ctx context.Context, opts *exportOptions, stdout, stderr io.Write
 			}
 			messages++
 		}
+		if b.Dropped > 0 { // what a per-room cap left out, so backfill rebuilds the same bytes
+			if err := enc.Encode(droppedLine{Room: room, Second: b.Start, Dropped: b.Dropped}); err != nil {
+				return err
+			}
+		}
 		bar.Add(1)
 	}
 	bar.Finish()
@@ -110,4 +115,11 @@ func runExport(ctx context.Context, opts *exportOptions, stdout, stderr io.Write
 	fmt.Fprintf(stderr, "export: room %s, seconds %d..%d from %s: %s in %s in %s\n",
 		room, from, to, storeDesc, plural(messages, "message"), plural(len(list), "bucket"), time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// droppedLine is the export line of a bucket's dropped count.
+type droppedLine struct {
+	Room    string `json:"room"`
+	Second  int64  `json:"second"`
+	Dropped int    `json:"dropped"`
 }

@@ -200,18 +200,51 @@ func TestServeSurvivesS3Outage(t *testing.T) {
 		}()
 	}
 	time.Sleep(2 * time.Second)
+	mu.Lock()
+	before := append([]acked(nil), all...)
+	mu.Unlock()
+	ringBytes := map[string][]byte{}
+	for _, a := range before {
+		url := bucketURL(s.base, a.room, a.second)
+		if f := get(t, url); f.status == http.StatusOK {
+			ringBytes[url] = f.body
+		}
+	}
 	g.Stop()
 	outageStart := time.Now().Unix()
 
-	// During the outage: sealed seconds still answer 200 from the ring.
-	time.Sleep(5 * time.Second)
-	mu.Lock()
-	during := all[len(all)-1]
-	mu.Unlock()
-	if f := get(t, bucketURL(s.base, during.room, during.second)); f.status != http.StatusOK || !containsID(t, f.body, during.id) {
-		t.Errorf("during the outage, second %d: status %d", during.second, f.status)
+	// During the outage, every second: buckets sealed before it and during
+	// it answer 200 from the ring, with the same bytes on every read.
+	ringReads := 0
+	for time.Now().Unix() < outageStart+20 {
+		time.Sleep(time.Second)
+		mu.Lock()
+		var sample []acked // four sealed before the outage, spread out
+		for _, i := range []int{0, len(before) / 3, 2 * len(before) / 3, len(before) - 1} {
+			sample = append(sample, before[i])
+		}
+		for i := len(all) - 1; i >= len(before) && len(sample) < 10; i-- {
+			if all[i].second < time.Now().Unix()-1 { // sealed by now
+				sample = append(sample, all[i])
+			}
+		}
+		mu.Unlock()
+		for _, a := range sample {
+			url := bucketURL(s.base, a.room, a.second)
+			f := get(t, url)
+			if f.status != http.StatusOK || !containsID(t, f.body, a.id) {
+				t.Errorf("during the outage, %s/%d (sealed %s the outage): status %d", a.room, a.second,
+					map[bool]string{true: "before", false: "during"}[a.second < outageStart], f.status)
+				continue
+			}
+			if prev, ok := ringBytes[url]; ok && !bytes.Equal(prev, f.body) {
+				t.Errorf("during the outage, %s changed bytes", url)
+			}
+			ringBytes[url] = f.body
+			ringReads++
+		}
 	}
-	time.Sleep(15 * time.Second)
+	t.Logf("%d reads of sealed seconds answered 200 from the ring during the outage", ringReads)
 	if n := metric(t, s.base, "danmaku_publisher_spool_batches"); n < 10 {
 		t.Errorf("%v batches spooled after 20s of outage, want about 20", n)
 	}
@@ -273,6 +306,13 @@ func TestServeSurvivesS3Outage(t *testing.T) {
 	}
 	if len(seen) != len(all) {
 		t.Errorf("S3 holds %d messages, %d were acknowledged", len(seen), len(all))
+	}
+	// What the ring served during the outage is what S3 holds now.
+	for url, want := range ringBytes {
+		key := strings.TrimPrefix(url, s.base+"/")
+		if got, _ := s3Object(t, g, bucket, key); !bytes.Equal(got, want) {
+			t.Errorf("%s: S3 holds other bytes than the ring served during the outage", key)
+		}
 	}
 	t.Logf("%d messages acknowledged across a 20s outage; all stored once", len(all))
 }

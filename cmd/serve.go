@@ -33,6 +33,8 @@ import (
 
 type serveOptions struct {
 	storeOptions
+	securityOptions // security.go: tokens, rate limits, aux services, CORS
+	capOptions
 	Listen          string
 	Data            string
 	NATS            []string
@@ -91,6 +93,8 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AdminToken, "admin-token", "", "bearer token for the /admin/v1 API (ring drop and redaction); the API is off when empty")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+	o.securityOptions.AddFlags(fs)
+	o.capOptions.AddFlags(fs)
 }
 
 func newServeCommand() *cobra.Command {
@@ -156,7 +160,10 @@ func (o *serveOptions) validate() error {
 	if o.LogRetention < time.Minute {
 		return usagef("--log-retention %v: must be at least 1m", o.LogRetention)
 	}
-	return nil
+	if err := o.capOptions.validate(); err != nil {
+		return err
+	}
+	return o.securityOptions.validate(o.Listen, o.Role)
 }
 
 // roles is what one serve process runs.
@@ -200,6 +207,10 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sec, err := opts.securityOptions.build(log.With("component", "ingest"), reg)
+	if err != nil {
+		return err
+	}
 
 	logDesc := "embedded NATS JetStream in " + filepath.Join(opts.Data, "nats")
 	if external {
@@ -236,6 +247,10 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 			PollMS:      opts.PollMS,
 			Logger:      log.With("component", "origin"),
 			Registerer:  reg,
+
+			MaxHeldPerClient: opts.MaxHeldPerClient,
+			ClientIP:         sec.clientIP,
+			CORS:             sec.cors,
 		})
 		if err != nil {
 			return err
@@ -260,6 +275,12 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 			MaxBody:    opts.MaxBody,
 			Logger:     log.With("component", "ingest"),
 			Registerer: reg,
+
+			Auth:        sec.auth,
+			RateLimiter: sec.limiter,
+			ClientIP:    sec.clientIP,
+			Enrich:      sec.enrich,
+			CORS:        sec.cors,
 		})
 		if err != nil {
 			return err
@@ -292,7 +313,12 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		group := newWriterGroup(lg, pub, opts.SealGrace, opts.ShutdownTimeout/3, bucketer.NewMetrics(reg), log.With("component", "writer"))
+		group := newWriterGroup(lg, pub, bucketer.Config{
+			Grace:   opts.SealGrace,
+			Cap:     opts.capOptions.cap(),
+			Metrics: bucketer.NewMetrics(reg),
+			Logger:  log.With("component", "writer"),
+		}, opts.ShutdownTimeout/3)
 		leases, err = lease.New(lease.Config{
 			KV:      lg.Leases(),
 			ID:      instanceID(),
@@ -315,11 +341,13 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           httpx.CleanPaths(mux), // dot and empty segments: a JSON 400, not a redirect
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// A held read waits up to --hold before its answer is written.
-		WriteTimeout:   opts.Hold + 10*time.Second,
+		WriteTimeout: opts.Hold + 10*time.Second,
+		// Longer than a load balancer's idle timeout (60 s on an ALB), so
+		// the balancer, not the server, closes idle connections.
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),

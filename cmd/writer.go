@@ -19,12 +19,11 @@ import (
 // writerGroup runs one bucketer per partition this process holds a lease
 // for, and restarts a bucketer that fails while the lease is held.
 type writerGroup struct {
-	lg      *logstream.Log
-	sink    bucketer.Sink
-	grace   time.Duration
-	drain   time.Duration
-	metrics *bucketer.Metrics
-	log     *slog.Logger
+	lg    *logstream.Log
+	sink  bucketer.Sink
+	base  bucketer.Config // what every partition's bucketer shares
+	drain time.Duration
+	log   *slog.Logger
 
 	// mu guards running.
 	mu      sync.Mutex
@@ -39,8 +38,10 @@ type partitionWriter struct {
 	b  *bucketer.Bucketer
 }
 
-func newWriterGroup(lg *logstream.Log, sink bucketer.Sink, grace, drain time.Duration, metrics *bucketer.Metrics, log *slog.Logger) *writerGroup {
-	return &writerGroup{lg: lg, sink: sink, grace: grace, drain: drain, metrics: metrics, log: log, running: map[int]*partitionWriter{}}
+// newWriterGroup runs bucketers like base (grace, cap, metrics, logger)
+// over lg into sink, one per partition acquired.
+func newWriterGroup(lg *logstream.Log, sink bucketer.Sink, base bucketer.Config, drain time.Duration) *writerGroup {
+	return &writerGroup{lg: lg, sink: sink, base: base, drain: drain, log: base.Logger, running: map[int]*partitionWriter{}}
 }
 
 // acquire starts sealing partition p. It returns at once.
@@ -54,15 +55,11 @@ func (g *writerGroup) acquire(p int) {
 		defer close(pw.done)
 		wait := time.Second
 		for {
-			b, err := bucketer.New(bucketer.Config{
-				Source:      g.lg,
-				Checkpoints: g.lg,
-				Sink:        g.sink,
-				Partitions:  []int{p},
-				Grace:       g.grace,
-				Logger:      g.log.With("partition", p),
-				Metrics:     g.metrics,
-			})
+			cfg := g.base
+			cfg.Source, cfg.Checkpoints, cfg.Sink = g.lg, g.lg, g.sink
+			cfg.Partitions = []int{p}
+			cfg.Logger = g.log.With("partition", p)
+			b, err := bucketer.New(cfg)
 			if err != nil {
 				g.log.Error("cannot start the writer of a partition", "partition", p, "err", err)
 				return

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +40,20 @@ type Config struct {
 	// MaxBody caps a request body in bytes; if 0, defaults to 256 KiB.
 	MaxBody int64
 	// Timeout bounds the wait for the log's acknowledgement; if 0, 5s.
-	Timeout    time.Duration
+	Timeout time.Duration
+	// Auth checks posters' bearer tokens; if nil, every post is anonymous
+	// and names its user in its body.
+	Auth *Auth
+	// RateLimiter limits each poster per room; if nil, nothing is limited.
+	RateLimiter *RateLimiter
+	// ClientIP finds an anonymous poster's address for its rate limit; if
+	// nil, the TCP peer.
+	ClientIP func(*http.Request) netip.Addr
+	// Enrich adds avatars and applies moderation; the zero value does
+	// neither.
+	Enrich Enrich
+	// CORS answers posts from pages on other origins; if nil, any origin.
+	CORS       *httpx.CORS
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -69,35 +83,38 @@ func New(cfg Config) (*Ingest, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = func(r *http.Request) netip.Addr { return httpx.ClientIP(r, 0) }
+	}
 	return &Ingest{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}, nil
 }
 
 // Register adds the ingest route to mux, with the CORS preflight that lets
-// players on other origins post.
+// players on the allowed origins post.
 func (in *Ingest) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/rooms/{room}/messages", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Access-Control-Allow-Origin"] = hvAnyOrigin
+		in.cfg.CORS.Apply(h, r)
 		h["Access-Control-Expose-Headers"] = hvRetryAfter
 		in.servePost(w, r)
 	})
-	mux.HandleFunc("OPTIONS /v1/rooms/{room}/messages", servePreflight)
+	mux.HandleFunc("OPTIONS /v1/rooms/{room}/messages", in.servePreflight)
 }
 
-var (
-	hvAnyOrigin  = []string{"*"}
-	hvRetryAfter = []string{"Retry-After"}
-)
+var hvRetryAfter = []string{"Retry-After"}
 
-// servePreflight answers a browser's CORS preflight: any origin may post
-// JSON with an Idempotency-Key, without credentials.
-func servePreflight(w http.ResponseWriter, _ *http.Request) {
+// servePreflight answers a browser's CORS preflight: an allowed origin may
+// post JSON with an Idempotency-Key and a bearer token, without cookies. A
+// refused origin gets no CORS headers, which the browser takes as a no.
+func (in *Ingest) servePreflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h["Access-Control-Allow-Origin"] = hvAnyOrigin
-	h.Set("Access-Control-Allow-Methods", "POST")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key")
-	h.Set("Access-Control-Max-Age", "86400")
 	h.Set("Cache-Control", "no-store")
+	if in.cfg.CORS.Allows(r.Header.Get("Origin")) {
+		in.cfg.CORS.Apply(h, r)
+		h.Set("Access-Control-Allow-Methods", "POST")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key, Authorization")
+		h.Set("Access-Control-Max-Age", "86400")
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -120,6 +137,8 @@ func statusOf(code string) int {
 		return http.StatusUnsupportedMediaType
 	case "idempotency_conflict":
 		return http.StatusConflict
+	case "blocked":
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusBadRequest
 }
@@ -150,6 +169,19 @@ func (in *Ingest) servePost(w http.ResponseWriter, r *http.Request) {
 		in.refuse(w, inputErr("bad_idempotency_key", "Idempotency-Key must be 1-64 printable ASCII characters without spaces"))
 		return
 	}
+	who, authErr := in.identify(r)
+	if authErr != nil {
+		in.unauthorized(w, authErr)
+		return
+	}
+	limitKey := in.limitKey(r, room, who)
+	if in.cfg.RateLimiter != nil {
+		// Refuse a poster over its limit before reading the body.
+		if wait := in.cfg.RateLimiter.Peek(limitKey, who.Verified, time.Now()); wait > 0 {
+			in.rateLimited(w, wait)
+			return
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.cfg.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -168,6 +200,30 @@ func (in *Ingest) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		in.refuse(w, inputErr("bad_json", "%v", err))
+		return
+	}
+	if who.Verified {
+		// The token is the identity: user fields in the body are ignored.
+		post.UserID, post.UserName = who.UserID, who.Name
+		post.Badges, post.Priority = who.Badges(), who.Priority
+	}
+	if in.cfg.RateLimiter != nil {
+		wait, err := in.cfg.RateLimiter.Take(limitKey, who.Verified, len(post.Messages), time.Now())
+		if err != nil {
+			_, burst := in.cfg.RateLimiter.limits(who.Verified)
+			in.refuse(w, inputErr("batch_too_large", "a batch holds at most %d messages for this poster (the rate limit's burst)", burst))
+			return
+		}
+		if wait > 0 {
+			in.rateLimited(w, wait)
+			return
+		}
+	}
+	if idem != "" {
+		post.Key = fingerprint(post)
+	}
+	if ie := in.enrich(r.Context(), room, who, post); ie != nil {
+		in.refuse(w, ie)
 		return
 	}
 	data, err := logstream.EncodePost(post)
@@ -190,7 +246,7 @@ func (in *Ingest) servePost(w http.ResponseWriter, r *http.Request) {
 			in.logUnavailable(w, room, err)
 			return
 		}
-		if prev.Room != room || !bytes.Equal(prev.Data, data) {
+		if prev.Room != room || !samePost(prev.Data, data, post.Key) {
 			in.refuse(w, inputErr("idempotency_conflict", "this Idempotency-Key was used for a different post"))
 			return
 		}
@@ -270,6 +326,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	messages      prometheus.Counter
 	appendSeconds prometheus.Histogram
+	moderated     *prometheus.CounterVec
 }
 
 func (m *metrics) refused(code string) { m.requests.WithLabelValues(code).Inc() }
@@ -282,9 +339,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_ingest_post_seconds",
 			Help:    "Time from receiving an accepted POST to its 202, log acknowledgement included.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15)}),
+		moderated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "danmaku_ingest_moderated_messages_total",
+			Help: "Messages masked or blocked, by who decided (service, word_list) and the action (mask, block)."}, []string{"by", "action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.messages, m.appendSeconds)
+		reg.MustRegister(m.requests, m.messages, m.appendSeconds, m.moderated)
 	}
 	return m
 }

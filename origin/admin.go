@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,15 +63,9 @@ func (o *Origin) RegisterAdmin(mux *http.ServeMux, token string) {
 				httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
 				return
 			}
-			var req AdminRange
-			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				httpx.Error(w, http.StatusBadRequest, "bad_json", "the body must be {\"from\":S,\"to\":S} (and \"ids\" to redact): "+err.Error())
-				return
-			}
-			if req.From < 0 || req.To < req.From || req.To-req.From >= maxAdminSpan {
-				httpx.Error(w, http.StatusBadRequest, "bad_range", fmt.Sprintf("need 0 <= from <= to and at most %d seconds", maxAdminSpan))
+			req, code, err := DecodeAdminRange(r.Body)
+			if err != nil {
+				httpx.Error(w, http.StatusBadRequest, code, err.Error())
 				return
 			}
 			h(w, r, room, req)
@@ -78,6 +73,24 @@ func (o *Origin) RegisterAdmin(mux *http.ServeMux, token string) {
 	}
 	mux.HandleFunc("POST /admin/v1/rooms/{room}/drop", guard(o.serveDrop))
 	mux.HandleFunc("POST /admin/v1/rooms/{room}/redact", guard(o.serveRedact))
+}
+
+// DecodeAdminRange reads the body of a drop or redact request (at most 1
+// MiB) and checks the range; on error it also returns the error code.
+func DecodeAdminRange(body io.Reader) (AdminRange, string, error) {
+	var req AdminRange
+	dec := json.NewDecoder(io.LimitReader(body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return AdminRange{}, "bad_json", fmt.Errorf("the body must be {\"from\":S,\"to\":S} (and \"ids\" to redact): %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return AdminRange{}, "bad_json", errors.New("unexpected data after the JSON object")
+	}
+	if req.From < 0 || req.To < req.From || req.To-req.From >= maxAdminSpan {
+		return AdminRange{}, "bad_range", fmt.Errorf("need 0 <= from <= to and at most %d seconds", maxAdminSpan)
+	}
+	return req, "", nil
 }
 
 // overlaps reports whether the object of kind starting at second touches

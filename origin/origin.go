@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,15 @@ type Config struct {
 	// MaxHeld caps requests held at once; past it, requests for unsealed
 	// seconds are answered 404 at once. If 0, defaults to 20000.
 	MaxHeld int
+	// MaxHeldPerClient caps the requests one client (an address, or an
+	// IPv6 /64, as ClientIP tells) has held at once; past it, that client's
+	// requests for unsealed seconds are answered 404 not_sealed at once. If
+	// 0, there is no per-client cap.
+	MaxHeldPerClient int
+	// ClientIP finds a request's client address; if nil, the TCP peer.
+	ClientIP func(*http.Request) netip.Addr
+	// CORS answers cross-origin reads; if nil, any origin may read.
+	CORS *httpx.CORS
 	// MaxRooms caps rooms in the ring; if 0, defaults to 100000.
 	MaxRooms int
 	// PollMS is the poll interval head asks players to keep; if 0,
@@ -72,6 +82,7 @@ type Origin struct {
 	metrics      *metrics
 	segmentSlots int
 	held         atomic.Int64
+	clients      *clientHolds // nil without a per-client cap
 }
 
 var _ publisher.Announcer = (*Origin)(nil)
@@ -99,7 +110,7 @@ func New(cfg Config) (*Origin, error) {
 	if cfg.PollMS == 0 {
 		cfg.PollMS = 1000
 	}
-	if cfg.RingSeconds < keys.SegmentSeconds || cfg.Hold < 0 || cfg.HoldAhead < 0 || cfg.MaxHeld < 0 || cfg.MaxRooms < 1 || cfg.PollMS < 100 {
+	if cfg.RingSeconds < keys.SegmentSeconds || cfg.Hold < 0 || cfg.HoldAhead < 0 || cfg.MaxHeld < 0 || cfg.MaxHeldPerClient < 0 || cfg.MaxRooms < 1 || cfg.PollMS < 100 {
 		return nil, fmt.Errorf("origin: bad config: ring %d s (min 10), hold %v, hold-ahead %d, max-held %d, max-rooms %d, poll %d ms (min 100)",
 			cfg.RingSeconds, cfg.Hold, cfg.HoldAhead, cfg.MaxHeld, cfg.MaxRooms, cfg.PollMS)
 	}
@@ -114,6 +125,13 @@ func New(cfg Config) (*Origin, error) {
 		log:          cfg.Logger,
 		metrics:      newMetrics(cfg.Registerer),
 		segmentSlots: (cfg.RingSeconds + keys.SegmentSeconds - 1) / keys.SegmentSeconds,
+	}
+	if cfg.MaxHeldPerClient > 0 {
+		clientIP := cfg.ClientIP
+		if clientIP == nil {
+			clientIP = func(r *http.Request) netip.Addr { return httpx.ClientIP(r, 0) }
+		}
+		o.clients = newClientHolds(cfg.MaxHeldPerClient, clientIP)
 	}
 	ch := make(chan struct{})
 	o.sealedCh.Store(&ch)
@@ -149,7 +167,6 @@ var (
 	hvImmutable = []string{"public, max-age=31536000, immutable"}
 	hvHead      = []string{"public, max-age=1"}
 	hvVary      = []string{"Accept-Encoding"}
-	hvAnyOrigin = []string{"*"}
 )
 
 // outcome labels what answered a request, for metrics.
@@ -178,7 +195,7 @@ func (o *Origin) serveObject(w http.ResponseWriter, r *http.Request, kind keys.K
 
 func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind) outcome {
 	h := w.Header()
-	h["Access-Control-Allow-Origin"] = hvAnyOrigin
+	o.cfg.CORS.Apply(h, r)
 	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
@@ -193,7 +210,7 @@ func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind) 
 		httpx.Error(w, http.StatusBadRequest, "bad_segment", keys.ErrAligned.Error())
 		return badRequest
 	}
-	it, res, err := o.lookup(r.Context(), kind, room, second, true)
+	it, res, err := o.lookup(r.Context(), kind, room, second, r)
 	switch {
 	case err != nil:
 		o.log.Warn("store read failed", "room", room, "kind", kind, "second", second, "err", err)
@@ -218,7 +235,9 @@ func serveItem(w http.ResponseWriter, r *http.Request, it *item) bool {
 	h := w.Header()
 	h["Content-Type"] = hvJSON
 	h["Cache-Control"] = hvImmutable
-	h["Vary"] = hvVary
+	if _, set := h["Vary"]; !set { // CORS may have added Origin
+		h["Vary"] = hvVary
+	}
 	gz := httpx.AcceptsGzip(r.Header.Get("Accept-Encoding"))
 	etag, body, length := it.etag, it.gz, it.length
 	if gz {
@@ -258,10 +277,10 @@ func (it *item) plainBody() *plainBody {
 
 // lookup finds the object of room at second: from the ring, from the store,
 // or as an empty body when the second is known sealed and has none. With
-// hold, a second that is about to seal is waited for, and so is a sealed
-// second this origin can only learn from the store once it is written there
-// (an origin that joined after it sealed).
-func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second int64, hold bool) (*item, outcome, error) {
+// hold (the request it holds), a second that is about to seal is waited
+// for, and so is a sealed second this origin can only learn from the store
+// once it is written there (an origin that joined after it sealed).
+func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second int64, hold *http.Request) (*item, outcome, error) {
 	last := second + kind.Seconds() - 1 // the object is final once this second is sealed
 	part := keys.Partition(room)
 	var deadline time.Time // set by the first wait; every wait shares it
@@ -276,13 +295,13 @@ func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second
 		m := o.marks[part].Load()
 		if m != nil && last <= m.sealed {
 			it, res, err := o.sealedMiss(ctx, kind, room, second, rr, m)
-			if res != notSealed || !hold {
+			if res != notSealed || hold == nil {
 				return it, res, err
 			}
 			if deadline.IsZero() {
 				deadline = o.cfg.Now().Add(o.cfg.Hold)
 			}
-			if !o.wait(ctx, part, deadline, func(m *mark) bool { return m.published >= last }) {
+			if !o.wait(ctx, hold, part, deadline, func(m *mark) bool { return m.published >= last }) {
 				return nil, notSealed, nil
 			}
 			continue
@@ -291,13 +310,13 @@ func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second
 		if last > now+o.cfg.HoldAhead {
 			return nil, future, nil
 		}
-		if !hold {
+		if hold == nil {
 			return nil, notSealed, nil
 		}
 		if deadline.IsZero() {
 			deadline = o.cfg.Now().Add(o.cfg.Hold)
 		}
-		if !o.wait(ctx, part, deadline, func(m *mark) bool { return m.sealed >= last }) {
+		if !o.wait(ctx, hold, part, deadline, func(m *mark) bool { return m.sealed >= last }) {
 			return nil, notSealed, nil
 		}
 	}
@@ -339,9 +358,9 @@ func (o *Origin) emptyItem(kind keys.Kind, room string, second int64) *item {
 	return newItem(second, bucketer.EmptyBody(room, second, int(kind.Seconds())), "")
 }
 
-// wait holds the caller until partition part's watermark satisfies done,
+// wait holds request r until partition part's watermark satisfies done,
 // the deadline passes, or ctx ends; it reports whether done came true.
-func (o *Origin) wait(ctx context.Context, part int, deadline time.Time, done func(*mark) bool) bool {
+func (o *Origin) wait(ctx context.Context, r *http.Request, part int, deadline time.Time, done func(*mark) bool) bool {
 	if m := o.marks[part].Load(); m != nil && done(m) {
 		return true
 	}
@@ -349,6 +368,15 @@ func (o *Origin) wait(ctx context.Context, part int, deadline time.Time, done fu
 		o.held.Add(-1)
 		o.metrics.heldRefused.Inc()
 		return false
+	}
+	if o.clients != nil {
+		client, ok := o.clients.acquire(r)
+		if !ok {
+			o.held.Add(-1)
+			o.metrics.heldRefusedClient.Inc()
+			return false
+		}
+		defer o.clients.release(client)
 	}
 	o.metrics.held.Inc()
 	defer func() {
@@ -382,7 +410,7 @@ type Head struct {
 
 func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h["Access-Control-Allow-Origin"] = hvAnyOrigin
+	o.cfg.CORS.Apply(h, r)
 	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
@@ -418,9 +446,11 @@ type metrics struct {
 	latency     [2]prometheus.Observer
 	held        prometheus.Gauge
 	heldRefused prometheus.Counter
-	rooms       prometheus.Gauge
-	refused     prometheus.Counter
-	sealed      prometheus.Gauge
+	// heldRefusedClient counts refusals by the per-client cap.
+	heldRefusedClient prometheus.Counter
+	rooms             prometheus.Gauge
+	refused           prometheus.Counter
+	sealed            prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -432,9 +462,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		held:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_held_requests", Help: "Requests waiting for their second to seal."}),
 		heldRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_origin_held_refused_total", Help: "Requests answered 404 at once because too many were held."}),
-		rooms:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_rooms", Help: "Rooms with a ring in memory."}),
-		refused:     prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_origin_ring_full_total", Help: "Objects not kept because the ring held max-rooms rooms."}),
-		sealed:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_sealed_second", Help: "Newest sealed second the origin knows of."}),
+		heldRefusedClient: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_origin_held_refused_client_total",
+			Help: "Requests answered 404 at once because their client held too many already."}),
+		rooms:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_rooms", Help: "Rooms with a ring in memory."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_origin_ring_full_total", Help: "Objects not kept because the ring held max-rooms rooms."}),
+		sealed:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "danmaku_origin_sealed_second", Help: "Newest sealed second the origin knows of."}),
 	}
 	for k, kind := range []keys.Kind{keys.Bucket, keys.Segment} {
 		for i, name := range outcomeNames {
@@ -446,7 +478,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.heads[i] = req.WithLabelValues("head", name)
 	}
 	if reg != nil {
-		reg.MustRegister(req, lat, m.held, m.heldRefused, m.rooms, m.refused, m.sealed)
+		reg.MustRegister(req, lat, m.held, m.heldRefused, m.heldRefusedClient, m.rooms, m.refused, m.sealed)
 	}
 	return m
 }

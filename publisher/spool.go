@@ -237,7 +237,17 @@ func readSpool(path string) ([]bucketer.Object, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReader(f)
+	return decodeSpool(bufio.NewReader(f))
+}
+
+// Bounds of a spool file's fields: a damaged file must not make the reader
+// allocate gigabytes or upload a body under a key it does not belong to.
+var spoolFieldMax = [4]uint32{keys.MaxRoomLen, 256, 256, 64 << 20} // room, key, etag, body
+
+// decodeSpool reads the objects of a spool file and checks each is whole
+// and consistent: a known kind, a valid room, and the key of its kind, room
+// and second.
+func decodeSpool(r io.Reader) ([]bucketer.Object, error) {
 	magic := make([]byte, len(spoolMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != spoolMagic {
 		return nil, errors.New("not a spool file")
@@ -256,18 +266,28 @@ func readSpool(path string) ([]bucketer.Object, error) {
 			Messages: int(binary.BigEndian.Uint32(hdr[9:])),
 			Durable:  hdr[13] == 1,
 		}
+		if o.Kind != keys.Bucket && o.Kind != keys.Segment || hdr[13] > 1 || o.Second < 0 {
+			return nil, fmt.Errorf("spool: object %d: bad header", len(objs))
+		}
 		var fields [4][]byte
 		for i := range fields {
 			var n [4]byte
 			if _, err := io.ReadFull(r, n[:]); err != nil {
 				return nil, err
 			}
-			fields[i] = make([]byte, binary.BigEndian.Uint32(n[:]))
+			size := binary.BigEndian.Uint32(n[:])
+			if size > spoolFieldMax[i] {
+				return nil, fmt.Errorf("spool: object %d: field %d is %d bytes, more than %d", len(objs), i, size, spoolFieldMax[i])
+			}
+			fields[i] = make([]byte, size)
 			if _, err := io.ReadFull(r, fields[i]); err != nil {
 				return nil, err
 			}
 		}
 		o.Room, o.Key, o.ETag, o.Body = string(fields[0]), string(fields[1]), string(fields[2]), fields[3]
+		if !keys.ValidRoom(o.Room) || o.Key != keys.Key(o.Kind, o.Room, o.Second) {
+			return nil, fmt.Errorf("spool: object %d: key %q does not match its room and second", len(objs), o.Key)
+		}
 		objs = append(objs, o)
 	}
 }

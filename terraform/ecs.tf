@@ -31,6 +31,11 @@ locals {
   role_environment = {
     ingest = merge(local.common_environment, var.extra_environment, local.wiring_environment, {
       DANMAKU_ROLE = "ingest"
+      # Posters reach ingest through the load balancer, which appends their
+      # address to X-Forwarded-For: rate limits count per that address.
+      DANMAKU_TRUST_PROXY_HOPS = "1"
+      DANMAKU_ALLOW_ANONYMOUS  = tostring(var.allow_anonymous_posts)
+      DANMAKU_CORS_ORIGINS     = join(",", var.cors_allowed_origins)
     })
     writer = merge(local.common_environment, var.extra_environment, local.wiring_environment, {
       DANMAKU_ROLE  = "writer"
@@ -40,6 +45,12 @@ locals {
       DANMAKU_ROLE  = "origin"
       DANMAKU_STORE = local.store_url
       DANMAKU_HOLD  = "${var.hold_seconds}s"
+      # Only CloudFront reaches the origin, from a few shield and edge
+      # addresses carrying every room's held reads: no per-client cap (the
+      # global --max-held still bounds them).
+      DANMAKU_TRUST_PROXY_HOPS    = "1"
+      DANMAKU_MAX_HELD_PER_CLIENT = "0"
+      DANMAKU_CORS_ORIGINS        = join(",", var.cors_allowed_origins)
     })
   }
 
@@ -299,6 +310,11 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = !(var.create_nats_cluster && var.nats_url != null)
       error_message = "Set either nats_url or create_nats_cluster, not both."
+    }
+
+    precondition {
+      condition     = var.auth_secret_arn != null || var.allow_anonymous_posts
+      error_message = "Ingest faces the internet: set auth_secret_arn so posts need signed tokens, or allow_anonymous_posts = true to take anonymous posts."
     }
   }
 }

@@ -301,6 +301,12 @@ variable "auth_secret_arn" {
   default     = null
 }
 
+variable "allow_anonymous_posts" {
+  description = "Let ingest take posts without a token (DANMAKU_ALLOW_ANONYMOUS): their user fields are only the poster's claim, and rate limits count per address. Without it, auth_secret_arn must be set."
+  type        = bool
+  default     = false
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch Logs keeps the services' logs."
   type        = number

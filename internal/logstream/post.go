@@ -9,11 +9,19 @@ import (
 // one poster, all for the room named by the entry's subject. Keys are short
 // because every entry is stored in the log.
 type Post struct {
-	UserID   string    `json:"u,omitempty"`
-	UserName string    `json:"n,omitempty"`
-	Avatar   string    `json:"a,omitempty"` // from the avatar lookup, if it answered in time
-	Badges   []string  `json:"b,omitempty"`
+	UserID   string   `json:"u,omitempty"`
+	UserName string   `json:"n,omitempty"`
+	Avatar   string   `json:"a,omitempty"` // from the avatar lookup, if it answered in time
+	Badges   []string `json:"b,omitempty"`
+	// Priority marks a poster whose messages a per-room cap always keeps
+	// (a moderator, a paid message); ingest sets it only from a verified
+	// token, never from what a client claims.
+	Priority bool      `json:"p,omitempty"`
 	Messages []Message `json:"m"`
+	// Key fingerprints the request an Idempotency-Key came with, so a retry
+	// is recognised even when enrichment (avatar, masking) came out
+	// differently the second time.
+	Key string `json:"k,omitempty"`
 }
 
 // Message is one comment as the log stores it, already validated by ingest.

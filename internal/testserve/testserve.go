@@ -234,6 +234,16 @@ func (s *Server) Restart() {
 	s.start(Binary(s.t))
 }
 
+// Pid is the process id of the running server, 0 when it is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Logs returns what the server wrote to stdout and stderr so far.
 func (s *Server) Logs() string {
 	s.mu.Lock()

@@ -91,6 +91,10 @@ module "danmaku" {
   nats_url            = var.nats_url
   create_nats_cluster = var.nats_url == null
 
+  # Signed tokens when a secret is given; otherwise a demo of anonymous posts.
+  auth_secret_arn       = var.auth_secret_arn
+  allow_anonymous_posts = var.auth_secret_arn == null
+
   # A demo: keep a week of history and let terraform destroy empty the bucket.
   object_expiration_days = 7
   force_destroy          = true

@@ -21,6 +21,12 @@ variable "nats_url" {
   default     = null
 }
 
+variable "auth_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding the HS256 secret of posters' tokens. If null, the example takes anonymous posts."
+  type        = string
+  default     = null
+}
+
 variable "vpc_cidr" {
   description = "IPv4 range of the example's VPC; two /24 public subnets are carved from its start."
   type        = string
