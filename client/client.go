@@ -89,6 +89,9 @@ type Config struct {
 	BaseURL string
 	// IngestURL is where posts go; if empty, BaseURL.
 	IngestURL string
+	// Token, if set, returns the bearer token (a JWT) PostMessages sends;
+	// a server run with --auth-secret needs one.
+	Token func(ctx context.Context) (string, error)
 	// Room to read; required.
 	Room string
 	// HTTPClient makes the requests; if nil, a client of this package's
@@ -679,6 +682,13 @@ func (c *Client) post(ctx context.Context, u, key string, body []byte) (*answer,
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	req.Header.Set("User-Agent", "danmaku-client/1")
+	if c.cfg.Token != nil {
+		tok, err := c.cfg.Token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("client: post: token: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	return c.do(req, "post", 0)
 }
 

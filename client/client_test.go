@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"github.com/golang-jwt/jwt/v5"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -588,4 +589,46 @@ func TestNewValidates(t *testing.T) {
 	if _, err := client.New(client.Config{BaseURL: "http://x", Room: "r"}); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+}
+
+// TestPostWithToken: against a server that requires signed tokens, a post
+// carries the token Config.Token returns, and the message appears as the
+// token's user.
+func TestPostWithToken(t *testing.T) {
+	secret := "a test secret that is at least thirty-two bytes long"
+	s := testserve.Start(t, "--auth-secret", secret)
+	sign := func(ctx context.Context) (string, error) {
+		return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "u-7", "name": "Token User", "exp": time.Now().Add(time.Minute).Unix(),
+		}).SignedString([]byte(secret))
+	}
+	anon, err := client.New(client.Config{BaseURL: s.Base, Room: "authed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.PostMessages(context.Background(), client.Post{Text: "no token"}); err == nil {
+		t.Fatal("a post without a token was accepted by a server that requires one")
+	}
+	c, err := client.New(client.Config{BaseURL: s.Base, Room: "authed", Token: sign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := c.PostMessages(context.Background(), client.Post{Text: "signed"})
+	if err != nil {
+		t.Fatalf("post with a token: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for m, err := range c.Messages(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID == acc[0].ID {
+			if m.UserID != "u-7" || m.UserName != "Token User" || m.Text != "signed" {
+				t.Errorf("message %+v", m)
+			}
+			return
+		}
+	}
+	t.Fatal("the signed message never arrived")
 }

@@ -86,8 +86,9 @@
  * @typedef {object} PostOptions
  * @property {string} [color]    "#rrggbb" or "#rgb"
  * @property {'scroll'|'top'|'bottom'} [mode]
- * @property {string} [userId]
+ * @property {string} [userId]   anonymous posting only: with a token the server takes the user from it
  * @property {string} [userName]
+ * @property {string | (() => string | Promise<string>)} [token]  a bearer token (JWT) from your login, or a function that returns a fresh one; needed when the server runs with --auth-secret
  * @property {AbortSignal} [signal]
  */
 
@@ -116,6 +117,7 @@
  * @property {number} [dedupSize=10000]      message ids remembered to drop repeats
  * @property {boolean} [pauseWhenHidden=false] stop polling while the page is hidden (catch up on return)
  * @property {{id?: string, name?: string}} [user] defaults for post()
+ * @property {string | (() => string | Promise<string>)} [token] the bearer token post() sends (see PostOptions)
  * @property {typeof fetch} [fetch]          for tests
  * @property {() => number} [now]            local clock in ms, for tests
  * @property {() => number} [random]         in [0, 1), for tests
@@ -392,12 +394,12 @@ export async function postMessage(opts, report = () => {}) {
   for (let attempt = 0; ; attempt++) {
     let a;
     try {
-      a = await request(fetchImpl, url, {
-        method: 'POST',
-        // text/plain keeps the request simple for CORS; the body is JSON.
-        headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'Idempotency-Key': key },
-        body,
-      }, 10000, opts.signal, report, 'post', 0);
+      // text/plain keeps the request simple for CORS; the body is JSON.
+      /** @type {Record<string, string>} */
+      const headers = { 'Content-Type': 'text/plain;charset=UTF-8', 'Idempotency-Key': key };
+      const token = typeof opts.token === 'function' ? await opts.token() : opts.token;
+      if (token) headers.Authorization = 'Bearer ' + token;
+      a = await request(fetchImpl, url, { method: 'POST', headers, body }, 10000, opts.signal, report, 'post', 0);
     } catch (err) {
       if (opts.signal?.aborted || attempt === 3) throw err;
       await delay(backoffDelay(attempt, 250, 4000, Math.random()));
@@ -717,7 +719,7 @@ export function createFeed(options) {
     post(text, opts = {}) {
       return postMessage({
         base: o.ingest ?? o.base, room: o.room, text, fetch: o.fetch,
-        userId: o.user?.id, userName: o.user?.name, ...opts,
+        userId: o.user?.id, userName: o.user?.name, token: o.token, ...opts,
       }, report);
     },
     async stop() {

@@ -383,3 +383,24 @@ test('postMessage retries a 503 with the same Idempotency-Key and reports refusa
   const refuse = async () => new Response(JSON.stringify({ code: 'empty_text', message: 'text is empty' }), { status: 400, headers: { 'content-type': 'application/json' } });
   await assert.rejects(postMessage({ room: 'r', text: 'hi', fetch: refuse }), (/** @type {any} */ e) => e.code === 'empty_text' && e.status === 400 && /text is empty/.test(e.message));
 });
+
+test('postMessage sends a bearer token, asking a token function on every attempt', async () => {
+  /** @type {(string|null)[]} */
+  const auth = [];
+  let n = 0;
+  /** @type {typeof fetch} */
+  const f = async (_url, init) => {
+    auth.push(new Headers(init?.headers).get('authorization'));
+    if (n++ === 0) return new Response('busy', { status: 503 });
+    return new Response(JSON.stringify({ id: '8', second: 9 }), { status: 202 });
+  };
+  let calls = 0;
+  const token = async () => 'tok' + ++calls;
+  await postMessage({ room: 'r', text: 'hi', fetch: f, token });
+  assert.deepEqual(auth, ['Bearer tok1', 'Bearer tok2']);
+  auth.length = 0;
+  n = 1;
+  await postMessage({ room: 'r', text: 'hi', fetch: f, token: 'fixed' });
+  await postMessage({ room: 'r', text: 'hi', fetch: f });
+  assert.deepEqual(auth, ['Bearer fixed', null]);
+});
