@@ -245,7 +245,9 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		// The origin's read path answers before the mux routes (no
+		// per-request allocation); everything else goes through mux.
+		Handler:           org.Handler(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// A held read waits up to --hold before its answer is written.

@@ -134,12 +134,14 @@ func (o *Origin) Ready() bool {
 // Register adds the read routes to mux.
 func (o *Origin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rooms/{room}/buckets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		o.serveObject(w, r, keys.Bucket)
+		o.serveObject(w, r, keys.Bucket, r.PathValue("room"), r.PathValue("name"))
 	})
 	mux.HandleFunc("GET /v1/rooms/{room}/segments/{name}", func(w http.ResponseWriter, r *http.Request) {
-		o.serveObject(w, r, keys.Segment)
+		o.serveObject(w, r, keys.Segment, r.PathValue("room"), r.PathValue("name"))
 	})
-	mux.HandleFunc("GET /v1/rooms/{room}/head", o.serveHead)
+	mux.HandleFunc("GET /v1/rooms/{room}/head", func(w http.ResponseWriter, r *http.Request) {
+		o.serveHead(w, r, r.PathValue("room"))
+	})
 }
 
 // Header values, shared so that setting them does not allocate.
@@ -169,22 +171,21 @@ const (
 
 var outcomeNames = [numOutcomes]string{"ring", "store", "empty", "not_modified", "not_sealed", "future", "bad_request", "store_error"}
 
-func (o *Origin) serveObject(w http.ResponseWriter, r *http.Request, kind keys.Kind) {
+func (o *Origin) serveObject(w http.ResponseWriter, r *http.Request, kind keys.Kind, room, name string) {
 	start := o.cfg.Now()
-	res := o.object(w, r, kind)
+	res := o.object(w, r, kind, room, name)
 	o.metrics.requests[kind][res].Inc()
 	o.metrics.latency[kind].Observe(o.cfg.Now().Sub(start).Seconds())
 }
 
-func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind) outcome {
+func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind, room, name string) outcome {
 	h := w.Header()
 	h["Access-Control-Allow-Origin"] = hvAnyOrigin
-	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
 		return badRequest
 	}
-	second, err := keys.ParseJSONName(r.PathValue("name"))
+	second, err := keys.ParseJSONName(name)
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "bad_second", "the last path element must be {second}.json: "+err.Error())
 		return badRequest
@@ -220,21 +221,21 @@ func serveItem(w http.ResponseWriter, r *http.Request, it *item) bool {
 	h["Cache-Control"] = hvImmutable
 	h["Vary"] = hvVary
 	gz := httpx.AcceptsGzip(r.Header.Get("Accept-Encoding"))
-	etag, body, length := it.etag, it.gz, it.length
+	etag, body, length := it.etagHV, it.gz, it.lengthHV
 	if gz {
 		h["Content-Encoding"] = hvGzip
 	} else {
 		p := it.plainBody()
-		etag, body, length = p.etag, p.body, p.length
+		etag, body, length = p.etagHV, p.body, p.lengthHV
 	}
-	h["Etag"] = []string{etag}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && httpx.ETagMatch(inm, etag) {
+	h["Etag"] = etag
+	if inm := r.Header.Get("If-None-Match"); inm != "" && httpx.ETagMatch(inm, etag[0]) {
 		delete(h, "Content-Type")
 		delete(h, "Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return true
 	}
-	h["Content-Length"] = []string{length}
+	h["Content-Length"] = length
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
@@ -251,7 +252,8 @@ func (it *item) plainBody() *plainBody {
 		raw = []byte(`{}`)
 	}
 	// A distinct strong tag: the plain bytes are another representation.
-	p := &plainBody{body: raw, etag: it.etag[:len(it.etag)-1] + `-plain"`, length: strconv.Itoa(len(raw))}
+	etag := it.etag[:len(it.etag)-1] + `-plain"`
+	p := &plainBody{body: raw, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(raw))}}
 	it.plain.Store(p)
 	return p
 }
@@ -359,10 +361,9 @@ type Head struct {
 	PollMS        int   `json:"poll_ms"`
 }
 
-func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request) {
+func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request, room string) {
 	h := w.Header()
 	h["Access-Control-Allow-Origin"] = hvAnyOrigin
-	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
 		o.metrics.heads[badRequest].Inc()
