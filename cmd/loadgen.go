@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -39,6 +42,9 @@ type loadgenOptions struct {
 	Hold       time.Duration
 	Seed       uint64
 	JSON       bool
+	// OriginMetrics, if set, is the origin's base URL: its request counter
+	// is read as the measurement starts and ends.
+	OriginMetrics string
 }
 
 func (o *loadgenOptions) AddFlags(fs *pflag.FlagSet) {
@@ -55,6 +61,7 @@ func (o *loadgenOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Hold, "hold", 3*time.Second, "the origin's --hold, so players' timeouts fit it")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the generated comments posted")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object with every figure instead of a table")
+	fs.StringVar(&o.OriginMetrics, "origin-metrics", "", "base URL of the origin behind --base (e.g. http://127.0.0.1:8080): report its requests per room and second from its /metrics")
 }
 
 func newLoadgenCommand() *cobra.Command {
@@ -90,7 +97,7 @@ counted as missed.`,
 }
 
 func (o *loadgenOptions) validate() error {
-	for _, u := range []struct{ flag, v string }{{"--base", o.Base}, {"--ingest", o.Ingest}} {
+	for _, u := range []struct{ flag, v string }{{"--base", o.Base}, {"--ingest", o.Ingest}, {"--origin-metrics", o.OriginMetrics}} {
 		if u.v == "" {
 			continue
 		}
@@ -132,6 +139,51 @@ type loadgenResult struct {
 	Visible        latencyFigures   `json:"post_to_visible_ms"`
 	Missed         int64            `json:"missed"` // (message, player) pairs not seen by the end
 	FatalPlayers   int64            `json:"fatal_players"`
+	Origin         *originFigures   `json:"origin,omitempty"`
+}
+
+// originFigures is the load that reached the origin while measuring, from
+// its danmaku_origin_requests_total.
+type originFigures struct {
+	Requests       float64 `json:"requests"`        // buckets, segments and heads
+	BucketRequests float64 `json:"bucket_requests"` // buckets alone
+	PerRoomSecond  float64 `json:"requests_per_room_second"`
+	BucketsPerRS   float64 `json:"bucket_requests_per_room_second"`
+}
+
+// originRequests reads the origin's request counters: all kinds, and buckets.
+func originRequests(base string) (all, buckets float64, err error) {
+	resp, err := http.Get(strings.TrimRight(base, "/") + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	found := false
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "danmaku_origin_requests_total{")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		found = true
+		all += v
+		if strings.Contains(rest, `kind="bucket"`) {
+			buckets += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("loadgen: %s/metrics has no danmaku_origin_requests_total", base)
+	}
+	return all, buckets, nil
 }
 
 type postFigures struct {
@@ -469,6 +521,22 @@ func runLoadgen(ctx context.Context, opts *loadgenOptions) (*loadgenResult, erro
 	}
 
 	// Measure, then let what was posted last reach the players.
+	var origin *originFigures
+	var originErr error
+	if opts.OriginMetrics != "" {
+		if !sleepCtx(ctx, time.Until(measureFrom)) {
+			return nil, ctx.Err()
+		}
+		all0, b0, err := originRequests(opts.OriginMetrics)
+		if !sleepCtx(ctx, time.Until(measureTo)) {
+			return nil, ctx.Err()
+		}
+		all1, b1, err1 := originRequests(opts.OriginMetrics)
+		if originErr = errors.Join(err, err1); originErr == nil {
+			rs := float64(opts.Rooms) * opts.Duration.Seconds()
+			origin = &originFigures{Requests: all1 - all0, BucketRequests: b1 - b0, PerRoomSecond: (all1 - all0) / rs, BucketsPerRS: (b1 - b0) / rs}
+		}
+	}
 	if !sleepCtx(ctx, time.Until(measureTo)) {
 		return nil, ctx.Err()
 	}
@@ -491,6 +559,7 @@ func runLoadgen(ctx context.Context, opts *loadgenOptions) (*loadgenResult, erro
 		Visible:        visible.figures(),
 		Missed:         track.missed(playersIn, measureTo),
 		FatalPlayers:   fatal.Load(),
+		Origin:         origin,
 		Posts: postFigures{
 			Sent: pf.sent.Load(), Accepted: pf.accepted.Load(), Messages: pf.messages.Load(), Failed: pf.failed.Load(),
 			PerSecond: float64(pf.messages.Load()) / secs, Latency: postLat.figures(),
@@ -498,6 +567,9 @@ func runLoadgen(ctx context.Context, opts *loadgenOptions) (*loadgenResult, erro
 	}
 	if opts.Players > 0 {
 		res.BytesPerViewer = float64(res.BodyBytes) / float64(opts.Players) / secs
+	}
+	if originErr != nil {
+		return res, originErr
 	}
 	if res.FatalPlayers > 0 {
 		return res, fmt.Errorf("loadgen: %d players stopped on an error retrying cannot fix", res.FatalPlayers)
@@ -563,5 +635,8 @@ func (r *loadgenResult) print(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(tw, "post → 202\t%s\t\n", lat(r.Posts.Latency))
 	fmt.Fprintf(tw, "post → visible\t%s\t\n", lat(r.Visible))
 	fmt.Fprintf(tw, "seen\t%d messages handed out, %d (message, player) pairs missed\t\n", r.Messages, r.Missed)
+	if o := r.Origin; o != nil {
+		fmt.Fprintf(tw, "origin\t%.0f requests, %.3f per room and second (buckets alone %.3f)\t\n", o.Requests, o.PerRoomSecond, o.BucketsPerRS)
+	}
 	return tw.Flush()
 }
