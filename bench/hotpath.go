@@ -79,7 +79,7 @@ func benchHotPath(ctx context.Context, e *env) *section {
 
 	runs, dur := 5, "5s"
 	if e.quick {
-		runs, dur = 1, "2s"
+		runs, dur = 1, "1s"
 	}
 	targets := []struct {
 		name, url string
@@ -309,11 +309,10 @@ func (e *env) benchBin() string {
 
 // goBench runs the handler's Go benchmarks: ns and allocations per request.
 func goBench(ctx context.Context, e *env, s *section) {
-	count := "5"
+	argv := []string{"go", "test", "-run", "^$", "-bench", "RingHit", "-benchmem", "-count", "5", "./origin"}
 	if e.quick {
-		count = "1"
+		argv = []string{"go", "test", "-run", "^$", "-bench", "RingHit", "-benchmem", "-count", "1", "-benchtime", "100ms", "./origin"}
 	}
-	argv := []string{"go", "test", "-run", "^$", "-bench", "RingHit", "-benchmem", "-count", count, "./origin"}
 	s.cmd(e.show(argv))
 	out, err := runCmd(ctx, argv)
 	if err != nil {

@@ -32,12 +32,12 @@ func benchViewer(ctx context.Context, e *env) *section {
 		return s
 	}
 
-	dur := "20s"
+	dur, warm := "20s", "4s"
 	if e.quick {
-		dur = "8s"
+		dur, warm = "5s", "3s"
 	}
 	argv := e.pinned(loadCPU, e.bin, "loadgen", "--base", srv.base, "--rooms", "2", "--players", "20",
-		"--post-rate", "10", "--duration", dur, "--warmup", "4s", "--room-prefix", "viewer", "--json")
+		"--post-rate", "10", "--duration", dur, "--warmup", warm, "--room-prefix", "viewer", "--json")
 	s.cmd(e.show(argv))
 	lg, err := runLoadgenJSON(ctx, argv)
 	if err != nil {
