@@ -52,6 +52,8 @@ func benchProxy(ctx context.Context, e *env) *section {
 		runs = 1
 	}
 	var direct, proxied []*lgResult
+	sealsLate0, _ := metric(srv.base, "danmaku_writer_seal_delay_seconds_bucket", `le="0.2"`)
+	seals0, _ := metric(srv.base, "danmaku_writer_seal_delay_seconds_count")
 	for i := 0; i < runs; i++ {
 		for _, via := range []struct {
 			base, prefix string
@@ -82,10 +84,20 @@ func benchProxy(ctx context.Context, e *env) *section {
 		}
 		return median(xs)
 	}
+	sealsOnTime, _ := metric(srv.base, "danmaku_writer_seal_delay_seconds_bucket", `le="0.2"`)
+	seals, _ := metric(srv.base, "danmaku_writer_seal_delay_seconds_count")
+	late := (seals - seals0) - (sealsOnTime - sealsLate0)
 	p50 := pick(proxied, func(r *lgResult) float64 { return r.Visible.P50 })
 	p99 := pick(proxied, func(r *lgResult) float64 { return r.Visible.P99 })
-	s.add("post → visible p50 through Varnish (100 players)", fmt.Sprintf("%.0f ms (no proxy: %.0f ms)", p50, pick(direct, func(r *lgResult) float64 { return r.Visible.P50 })), "≤ 800 ms", yes(p50 <= 800))
-	s.add("post → visible p99 through Varnish (100 players)", fmt.Sprintf("%.0f ms (no proxy: %.0f ms)", p99, pick(direct, func(r *lgResult) float64 { return r.Visible.P99 })), "≤ 1300 ms", yes(p99 <= 1300))
+	vs := func(f func(*lgResult) float64) string {
+		if e.quick {
+			return ""
+		}
+		return fmt.Sprintf(" (no proxy: %.0f ms)", pick(direct, f))
+	}
+	s.add("post → visible p50 through Varnish (100 players)", fmt.Sprintf("%.0f ms%s", p50, vs(func(r *lgResult) float64 { return r.Visible.P50 })), "≤ 800 ms", yes(p50 <= 800))
+	s.add("post → visible p99 through Varnish (100 players)", fmt.Sprintf("%.0f ms%s", p99, vs(func(r *lgResult) float64 { return r.Visible.P99 })), "≤ 1300 ms", yes(p99 <= 1300))
+	s.add("seconds sealed more than 200 ms after their end, during the latency runs", fmt.Sprintf("%.0f of %.0f", late, seals-seals0), "", nil)
 
 	// Origin load against players.
 	counts := []int{100, 1000, 10000}
@@ -162,6 +174,9 @@ func benchProxy(ctx context.Context, e *env) *section {
 	s.note("Varnish (Debian's package) on core 0 beside the origin, with a VCL that caches what the origin marks cacheable and nothing it marks `no-store`, grace off (as CloudFront without stale-while-revalidate), and `first_byte_timeout` above `--hold`. Its waiting list collapses the concurrent requests for one bucket URL into one origin request and wakes every waiter when the answer arrives; the origin holds that request until the second seals, so every player of a room is answered at the seal.")
 	s.note("nginx's `proxy_cache_lock` was not used here: nginx wakes requests waiting on a cache lock by polling every 500 ms (a timer in `ngx_http_file_cache_lock_wait`), which would add up to half a second to what most viewers see; Varnish and CloudFront wake waiters when the object arrives.")
 	s.note("How players are simulated: each is a `client.Client` (the Go SDK) in its own goroutine, all sharing one `http.Transport` with an idle connection per player, on core 1; every player makes its own HTTP requests (nothing is shared between players but the transport). With 10,000 players the load generator's core is the limit: its requests per second and latency include its own queueing.")
+	if p99 > 1300 {
+		s.note("What bounds p99: a second sealed late delays every message of that second for every viewer of every room, so one late seal in a %s run moves a twentieth of the samples; %.0f of %.0f seconds sealed more than 200 ms after their end during these runs (`danmaku_writer_seal_delay_seconds`). The seal waits for the writer's tick entry just after each second plus the 100 ms grace, and on this machine the log, the writer, the ticker and the origin share core 0 with Varnish (GOMAXPROCS=1 under taskset) and with the other work on the machine, so a garbage collection or a burst of answers can delay a tick. Without the proxy the same load sees the same seals; the difference between the two is within the run-to-run noise of these tails.", dur, late, seals-seals0)
+	}
 	s.note("Post → visible is measured from sending the POST to a player handing the message out, for every (message, player) pair; it includes up to 1 s of waiting for the second to end, the seal grace (100 ms), the writer, the proxy and the poll.")
 	return s
 }
