@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,10 +83,21 @@ func benchMemory(ctx context.Context, e *env) *section {
 		next := start.Add(time.Duration(t) * time.Second / ticks)
 		time.Sleep(time.Until(next))
 		lo, hi := (t%ticks)*rooms/ticks, (t%ticks+1)*rooms/ticks
-		for r := lo; r < hi; r++ {
-			if _, err := js.PublishAsync(subjects[r], payloads[k%len(payloads)]); err != nil {
-				pubErr = err
-				break
+		for r := lo; r < hi && pubErr == nil; r++ {
+			for tries := 0; ; tries++ {
+				_, err := js.PublishAsync(subjects[r], payloads[k%len(payloads)])
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || tries == 100 {
+					pubErr = err
+					break
+				}
+				// The log is behind: wait for it rather than drop the entry.
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
 			k++
 		}
