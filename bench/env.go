@@ -61,10 +61,12 @@ func newEnv(quick bool) (*env, error) {
 	e.taskset = err == nil && runtime.NumCPU() >= 2
 	e.bin = filepath.Join(root, "bin", "bench", "danmaku")
 	e.logf("building %s", e.bin)
-	build := exec.Command("go", "build", "-o", e.bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	for _, b := range [][]string{{e.bin, "."}, {filepath.Join(root, "bin", "bench", "bench"), "./bench"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+		}
 	}
 	return e, nil
 }

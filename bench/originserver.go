@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
 	"github.com/danmaku/danmaku/bucketer"
 	"github.com/danmaku/danmaku/internal/keys"
 	"github.com/danmaku/danmaku/origin"
@@ -21,7 +24,7 @@ import (
 )
 
 // runOriginServer is `bench origin-server`: the origin's read path alone, on
-// the http.Server settings danmaku serve uses, with one bucket in its ring
+// the HTTP server danmaku serve builds, with one bucket in its ring
 // and a CPU profile of its life. It isolates the HTTP stack's cost from the
 // log and the writer that share a core in danmaku serve.
 func runOriginServer(args []string) error {
@@ -46,8 +49,17 @@ func runOriginServer(args []string) error {
 		Body: gz, ETag: bucketer.ETag(gz), Messages: 1}}, publisher.Watermark{Sealed: *second, Published: *second})
 	mux := http.NewServeMux()
 	o.Register(mux)
-	srv := &http.Server{Addr: *listen, Handler: o.Handler(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 13 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+	// The same server danmaku serve builds (cmd/httpserver.go).
+	srv := &fasthttp.Server{
+		Handler:               o.FastHandler(fasthttpadaptor.NewFastHTTPHandler(mux)),
+		ReadTimeout:           15 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		WriteTimeout:          13 * time.Second,
+		ReadBufferSize:        20 << 10,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -65,12 +77,9 @@ func runOriginServer(args []string) error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		srv.ShutdownWithContext(sctx)
 	}()
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return srv.ListenAndServe(*listen)
 }
 
 type noStore struct{}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -244,18 +243,14 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	srv := &http.Server{
-		// The origin's read path answers before the mux routes (no
-		// per-request allocation); everything else goes through mux.
-		Handler:           org.Handler(mux),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		// A held read waits up to --hold before its answer is written.
-		WriteTimeout:   opts.Hold + 10*time.Second,
-		IdleTimeout:    2 * time.Minute,
+	srv := newHTTPServer(httpServerConfig{
+		Handler:        mux,
+		Origin:         org,
+		Hold:           opts.Hold,
+		MaxBody:        opts.MaxBody,
 		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+		Log:            log,
+	})
 
 	// The writer and the ticker run until their own contexts end, which
 	// happens only after the HTTP server stopped taking posts.

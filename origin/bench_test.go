@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/danmaku/danmaku/bucketer"
 	"github.com/danmaku/danmaku/internal/keys"
 	"github.com/danmaku/danmaku/origin"
@@ -60,6 +62,28 @@ func benchRingHit(b *testing.B, handler func(*origin.Origin, *http.ServeMux) htt
 		h.ServeHTTP(w, req)
 		if w.code != want {
 			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// BenchmarkFastRingHit is the hot path as danmaku serve runs it: the
+// fasthttp handler answering a ring-resident bucket. It allocates nothing.
+func BenchmarkFastRingHit(b *testing.B) {
+	f := newFixture(b)
+	o := obj(keys.Bucket, "lobby", now-1, "hello")
+	f.o.Announce([]bucketer.Object{o}, publisher.Watermark{Sealed: now - 1})
+	h := f.o.FastHandler(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(http.StatusTeapot) })
+	var req fasthttp.Request
+	req.SetRequestURI(bucketPath("lobby", now-1))
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h(&ctx)
+		if ctx.Response.StatusCode() != http.StatusOK {
+			b.Fatalf("status %d", ctx.Response.StatusCode())
 		}
 	}
 }

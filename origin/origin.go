@@ -253,7 +253,7 @@ func (it *item) plainBody() *plainBody {
 	}
 	// A distinct strong tag: the plain bytes are another representation.
 	etag := it.etag[:len(it.etag)-1] + `-plain"`
-	p := &plainBody{body: raw, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(raw))}}
+	p := &plainBody{body: raw, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(raw))}, etagB: []byte(etag)}
 	it.plain.Store(p)
 	return p
 }
