@@ -34,6 +34,7 @@ func runOriginServer(args []string) error {
 	second := fs.Int64("second", 0, "second of the bucket")
 	bodyFile := fs.String("body", "", "file holding the gzipped bucket")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	stack := fs.String("stack", "fasthttp", "fasthttp (as danmaku serve runs) or nethttp (Go's net/http, for comparison)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +74,20 @@ func runOriginServer(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *stack == "nethttp" {
+		hs := &http.Server{Addr: *listen, Handler: o.Handler(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+			WriteTimeout: 13 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+		}()
+		if err := hs.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			return err
+		}
+		return nil
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
