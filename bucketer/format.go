@@ -723,7 +723,6 @@ func Redact(gz []byte, ids map[string]bool) (out []byte, removed int, err error)
 	return Gzip(raw), removed, nil
 }
 
-
 // MarshalText writes a mode as "scroll", "top" or "bottom".
 func (m Mode) MarshalText() ([]byte, error) {
 	if int(m) >= len(modeNames) {
