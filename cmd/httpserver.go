@@ -46,7 +46,7 @@ type httpServerConfig struct {
 // requests per core of net/http, see BENCHMARKS.md) and every other route
 // served by the net/http handler through fasthttpadaptor.
 func newHTTPServer(cfg httpServerConfig) httpServer {
-	fallback := fasthttpadaptor.NewFastHTTPHandler(cfg.Handler)
+	fallback := fasthttpadaptor.NewFastHTTPHandler(detached(cfg.Handler))
 	s := &fasthttp.Server{
 		Handler:      cfg.Origin.FastHandler(fallback),
 		ErrorHandler: httpServerError(cfg.MaxBody),
@@ -64,6 +64,17 @@ func newHTTPServer(cfg httpServerConfig) httpServer {
 		Logger:                slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
 	return &fastServer{s: s}
+}
+
+// detached gives net/http handlers a context of their own instead of the
+// fasthttp RequestCtx the adaptor passes: fasthttp reuses that once the
+// handler returns, while a client or a goroutine the handler started may
+// still read a context derived from it (a data race). The RequestCtx would
+// only have been cancelled at shutdown; handlers bound their own waits.
+func detached(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.Background()))
+	})
 }
 
 type fastServer struct{ s *fasthttp.Server }

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -82,9 +83,10 @@ func (o *Origin) fastObjectResult(ctx *fasthttp.RequestCtx, kind keys.Kind, room
 		fastError(ctx, fasthttp.StatusBadRequest, "bad_segment", keys.ErrAligned.Error())
 		return badRequest
 	}
-	// The request context ends only when the server shuts down: a hold is
-	// bounded by Config.Hold instead.
-	it, res, err := o.lookup(ctx, kind, room, second, true)
+	// Not ctx: a fasthttp RequestCtx is reused once the handler returns,
+	// and a store client may still touch a context derived from it then.
+	// A hold is bounded by Config.Hold, a store read by storeTimeout.
+	it, res, err := o.lookup(context.Background(), kind, room, second, true)
 	switch {
 	case err != nil:
 		o.log.Warn("store read failed", "room", room, "kind", kind, "second", second, "err", err)

@@ -28,6 +28,10 @@ import (
 // well above it (terraform/ reads this value).
 const DefaultHold = 3 * time.Second
 
+// storeTimeout bounds a store read on a ring miss, well under a CDN's
+// origin timeout (30 s).
+const storeTimeout = 10 * time.Second
+
 // Getter reads objects from the store on a ring miss.
 type Getter interface {
 	// Get returns the object under key, or an error wrapping
@@ -305,7 +309,9 @@ func (o *Origin) sealedMiss(ctx context.Context, kind keys.Kind, room string, se
 		// sealed: it cannot tell, so it says "not yet".
 		return nil, notSealed, nil
 	}
-	body, err := o.cfg.Store.Get(ctx, keys.Key(kind, room, second))
+	gctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	body, err := o.cfg.Store.Get(gctx, keys.Key(kind, room, second))
+	cancel()
 	if errors.Is(err, publisher.ErrNotFound) {
 		return o.emptyItem(kind, room, second), empty, nil
 	}
