@@ -20,7 +20,7 @@ import (
 // 100, into danmaku serve with its embedded JetStream, and times how long
 // until the writer has sealed every accepted message.
 func benchIngest(ctx context.Context, e *env) *section {
-	s := &section{id: "ingest", title: "Ingest → sealed throughput (embedded JetStream)"}
+	s := &section{id: "ingest", num: "6", title: "Ingest → sealed throughput (embedded JetStream)"}
 	dur := 10 * time.Second
 	if e.quick {
 		dur = 2 * time.Second

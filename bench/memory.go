@@ -19,7 +19,7 @@ import (
 // benchMemory fills the origin's rings of many rooms, every second of the
 // ring span, and reads the serve process's resident memory.
 func benchMemory(ctx context.Context, e *env) *section {
-	s := &section{id: "memory", title: "Memory with 10,000 active rooms and full 60-second rings"}
+	s := &section{id: "memory", num: "7", title: "Memory with 10,000 active rooms and full 60-second rings"}
 	rooms, fill := 10000, 75*time.Second
 	if e.quick {
 		rooms, fill = 300, 5*time.Second

@@ -9,6 +9,7 @@ import (
 // section is the outcome of one measurement.
 type section struct {
 	id, title string
+	num       string // the item of issue #6 it answers
 	rows      []row
 	details   []string // markdown paragraphs or tables
 	notes     []string // what bounds a figure, how it was simulated
@@ -42,6 +43,13 @@ func (s *section) skip(format string, a ...any) {
 		s.skipped += "; "
 	}
 	s.skipped += msg
+}
+
+func (s *section) number(i int) string {
+	if s.num != "" {
+		return s.num
+	}
+	return fmt.Sprint(i + 1)
 }
 
 func metText(m *bool) string {
@@ -124,12 +132,12 @@ func (r *report) markdown() string {
 			if row.goal == "" {
 				continue
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", i+1, row.what, row.value, row.goal, metText(row.met))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s.number(i), row.what, row.value, row.goal, metText(row.met))
 		}
 	}
 	b.WriteString("\n")
 	for i, s := range r.sections {
-		fmt.Fprintf(&b, "## %d. %s\n\n", i+1, s.title)
+		fmt.Fprintf(&b, "## %s. %s\n\n", s.number(i), s.title)
 		if s.err != nil {
 			fmt.Fprintf(&b, "**The harness failed here:** %v\n\n", s.err)
 		}

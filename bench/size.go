@@ -187,7 +187,7 @@ func measureSizes(rate, seconds int) sizeResult {
 }
 
 func benchSize(_ context.Context, e *env) *section {
-	s := &section{id: "size", title: "Bytes per message: the bucket format against naive JSON and Bilibili's protobuf"}
+	s := &section{id: "size", num: "2", title: "Bytes per message: the bucket format against naive JSON and Bilibili's protobuf"}
 	s.cmd("go run ./bench -only size")
 	var rows []string
 	var at20 sizeResult

@@ -14,7 +14,7 @@ import (
 // msgs/s in its room: bucket bodies as received plus the HTTP/1.1 response
 // headers exactly as the origin sends them.
 func benchViewer(ctx context.Context, e *env) *section {
-	s := &section{id: "viewer", title: "Bytes per viewer-second at 5 msgs/s, HTTP/1.1 headers included"}
+	s := &section{id: "viewer", num: "3", title: "Bytes per viewer-second at 5 msgs/s, HTTP/1.1 headers included"}
 	srv, err := e.startServe(ctx)
 	if err != nil {
 		s.err = err
