@@ -25,7 +25,7 @@ func benchProxy(ctx context.Context, e *env) *section {
 
 	dur, warm := "20s", "6s"
 	if e.quick {
-		dur, warm = "5s", "3s"
+		dur, warm = "4s", "2s"
 	}
 	lg := func(base string, players int, extra ...string) []string {
 		return e.pinned(loadCPU, append([]string{e.bin, "loadgen", "--base", base, "--ingest", srv.base,

@@ -34,7 +34,7 @@ func benchViewer(ctx context.Context, e *env) *section {
 
 	dur, warm := "20s", "4s"
 	if e.quick {
-		dur, warm = "5s", "3s"
+		dur, warm = "3s", "2s"
 	}
 	argv := e.pinned(loadCPU, e.bin, "loadgen", "--base", srv.base, "--rooms", "2", "--players", "20",
 		"--post-rate", "10", "--duration", dur, "--warmup", warm, "--room-prefix", "viewer", "--json")
