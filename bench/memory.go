@@ -22,7 +22,7 @@ func benchMemory(ctx context.Context, e *env) *section {
 	s := &section{id: "memory", num: "7", title: "Memory with 10,000 active rooms and full 60-second rings"}
 	rooms, fill := 10000, 75*time.Second
 	if e.quick {
-		rooms, fill = 300, 3*time.Second
+		rooms, fill = 200, 2*time.Second
 	}
 	natsAddr, err := freeAddr()
 	if err != nil {
