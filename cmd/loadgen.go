@@ -524,16 +524,24 @@ func runLoadgen(ctx context.Context, opts *loadgenOptions) (*loadgenResult, erro
 	var origin *originFigures
 	var originErr error
 	if opts.OriginMetrics != "" {
-		if !sleepCtx(ctx, time.Until(measureFrom)) {
+		// Read the counter at the same phase of a second, 0.6 s in, far
+		// from when seconds seal (0.1 to 0.3 s in): a seal a little late
+		// or early then does not move a request across the window's edge.
+		from := measureFrom.Truncate(time.Second).Add(600 * time.Millisecond)
+		if from.Before(measureFrom) {
+			from = from.Add(time.Second)
+		}
+		to := from.Add(opts.Duration.Truncate(time.Second))
+		if !sleepCtx(ctx, time.Until(from)) {
 			return nil, ctx.Err()
 		}
 		all0, b0, err := originRequests(opts.OriginMetrics)
-		if !sleepCtx(ctx, time.Until(measureTo)) {
+		if !sleepCtx(ctx, time.Until(to)) {
 			return nil, ctx.Err()
 		}
 		all1, b1, err1 := originRequests(opts.OriginMetrics)
 		if originErr = errors.Join(err, err1); originErr == nil {
-			rs := float64(opts.Rooms) * opts.Duration.Seconds()
+			rs := float64(opts.Rooms) * opts.Duration.Truncate(time.Second).Seconds()
 			origin = &originFigures{Requests: all1 - all0, BucketRequests: b1 - b0, PerRoomSecond: (all1 - all0) / rs, BucketsPerRS: (b1 - b0) / rs}
 		}
 	}

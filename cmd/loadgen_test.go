@@ -16,6 +16,7 @@ func TestLoadgenAgainstServe(t *testing.T) {
 	opts := &loadgenOptions{
 		Base: s.base, Rooms: 2, RoomPrefix: "lgtest", Players: 4, PostRate: 10, Batch: 2, Posters: 4,
 		Duration: 3 * time.Second, Warmup: 1500 * time.Millisecond, Hold: 3 * time.Second, Seed: 1,
+		OriginMetrics: s.base,
 	}
 	res, err := runLoadgen(context.Background(), opts)
 	if err != nil {
@@ -33,6 +34,12 @@ func TestLoadgenAgainstServe(t *testing.T) {
 	}
 	if res.Visible.P50 <= 0 || res.Visible.Max > 5000 || res.BytesPerViewer <= 0 {
 		t.Errorf("latency %+v, %.0f B per viewer-second: implausible", res.Visible, res.BytesPerViewer)
+	}
+
+	// No cache in front: each of a room's 2 players asks the origin for
+	// every second.
+	if o := res.Origin; o == nil || o.BucketsPerRS < 1.5 || o.BucketsPerRS > 2.5 {
+		t.Errorf("origin figures %+v: want about 2 bucket requests per room and second", res.Origin)
 	}
 
 	var out bytes.Buffer
