@@ -3,7 +3,7 @@ GO ?= go
 NODE ?= node
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test test-go test-js typecheck-js test-browser web-deps vet fmt-check fuzz-smoke soak-smoke soak clean
+.PHONY: all build test test-go test-js typecheck-js test-browser web-deps vet fmt-check fuzz-smoke soak-smoke soak clean bench bench-quick
 
 all: build
 
@@ -64,6 +64,18 @@ soak:
 ## web-deps: playwright-core for the browser tests (never a browser download).
 web-deps:
 	cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+## bench: every measurement against its baseline (nginx, naive JSON,
+## Bilibili's protobuf, Varnish), written to BENCHMARKS.md with the machine,
+## the date and the commands; installs wrk, nginx-light and varnish from
+## Debian when missing. Under 10 minutes on the 2-core machine.
+bench:
+	$(GO) run ./bench -out BENCHMARKS.md
+
+## bench-quick: a reduced set in under a minute that prints its figures, for
+## CI: it fails only if the harness breaks, never on a missed goal.
+bench-quick:
+	$(GO) run ./bench -quick
 
 clean:
 	rm -f danmaku

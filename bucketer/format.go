@@ -3,6 +3,7 @@ package bucketer
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -620,22 +621,42 @@ func Decode(data []byte) (*Body, error) {
 // maxBodyBytes bounds how far Gunzip inflates one object.
 const maxBodyBytes = 64 << 20
 
+// gunzipPool keeps gzip readers, whose inflate state is large to make:
+// players (and load generators of thousands of them) inflate a body a second.
+var gunzipPool sync.Pool // *gzip.Reader
+
 // Gunzip inflates a stored object, refusing anything that inflates past
 // 64 MiB.
 func Gunzip(gz []byte) ([]byte, error) {
-	r, err := gzip.NewReader(bytes.NewReader(gz))
+	var r *gzip.Reader
+	var err error
+	if v, ok := gunzipPool.Get().(*gzip.Reader); ok {
+		r, err = v, v.Reset(bytes.NewReader(gz))
+	} else {
+		r, err = gzip.NewReader(bytes.NewReader(gz))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bucketer: gunzip: %w", err)
 	}
-	defer r.Close()
-	out, err := io.ReadAll(io.LimitReader(r, maxBodyBytes+1))
+	defer gunzipPool.Put(r)
+	// The trailer names the inflated size (of the last member): a hint for
+	// the buffer, bounded so that a crafted trailer cannot make it large.
+	size := 512
+	if n := len(gz); n >= 18 {
+		size = min(int(binary.LittleEndian.Uint32(gz[n-4:])), 64*n, 1<<20) + bytes.MinRead
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err = buf.ReadFrom(io.LimitReader(r, maxBodyBytes+1))
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bucketer: gunzip: %w", err)
 	}
-	if len(out) > maxBodyBytes {
+	if buf.Len() > maxBodyBytes {
 		return nil, fmt.Errorf("bucketer: gunzip: body larger than %d bytes", maxBodyBytes)
 	}
-	return out, nil
+	return buf.Bytes(), nil
 }
 
 // DecodeGzip inflates and parses a stored object.

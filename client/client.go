@@ -403,6 +403,11 @@ type answer struct {
 	retryAfter time.Duration
 }
 
+// promptAnswer is how soon an answer must come to count as not held. A
+// second seals at least the writer's grace (100 ms) after its end, so a
+// request answered this soon was sent after the second ended.
+const promptAnswer = 100 * time.Millisecond
+
 // maxBody bounds what one answer may hold.
 const maxBody = 32 << 20
 
@@ -535,6 +540,7 @@ func (c *Client) readObject(ctx context.Context, kind keys.Kind, second int64, c
 	if kind == keys.Bucket {
 		timeout = c.cfg.Hold + 5*time.Second
 	}
+	sent := c.cfg.Now()
 	a, err := c.get(ctx, kind.String(), second, u, timeout)
 	if err != nil {
 		return nil, err
@@ -598,8 +604,19 @@ func (c *Client) readObject(ctx context.Context, kind keys.Kind, second int64, c
 	}
 	c.stats.messages.Add(int64(len(out)))
 	if kind == keys.Bucket && !catchUp {
-		// A 200 means the server's clock passed the end of the second.
-		if lag := time.Unix(second+1, 0).Sub(c.serverNow()); lag > 0 {
+		// A 200 means the server's clock passed the end of the second. One
+		// that came back at once was not held: the second had sealed
+		// before we asked, so our clock runs behind the server's (as after
+		// a head that a cache kept for a while). Then the clock is set by
+		// when we asked, and the next second is asked for at once rather
+		// than a poll interval after this request, which would keep every
+		// later request that late.
+		at := c.cfg.Now()
+		if at.Sub(sent) < promptAnswer {
+			at = sent
+			c.lastPoll = time.Time{}
+		}
+		if lag := time.Unix(second+1, 0).Sub(at.Add(c.offset)); lag > 0 {
 			c.offset += lag
 		}
 	}

@@ -632,3 +632,72 @@ func TestPostWithToken(t *testing.T) {
 	}
 	t.Fatal("the signed message never arrived")
 }
+
+// TestKeepsUpBehindAStaleHead pins that a client whose head came from a
+// cache (now_ms up to a second old) still reads each second as it seals:
+// a bucket answered at once shows the clock runs behind, and the next
+// second is asked for at once instead of a poll interval later, which
+// would keep every later answer that late.
+func TestKeepsUpBehindAStaleHead(t *testing.T) {
+	t.Parallel()
+	const grace = 100 * time.Millisecond
+	sealedAt := func(second int64) time.Time { return time.Unix(second+1, 0).Add(grace) }
+	// A CDN in front of an origin: head is served from a cache 900 ms old;
+	// a bucket is answered when its second seals (held until then).
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/head") {
+			stale := time.Now().Add(-900 * time.Millisecond)
+			sealed := stale.Add(-grace).Unix() - 1
+			fmt.Fprintf(w, `{"now_ms":%d,"sealed":%d,"bucket_seconds":1,"poll_ms":1000}`, stale.UnixMilli(), sealed)
+			return
+		}
+		kind, room, second, err := keys.Parse(strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil || kind != keys.Bucket {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case <-time.After(time.Until(sealedAt(second))):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(bucketer.EmptyBody(room, second, 1))
+	}))
+	defer cdn.Close()
+
+	var mu sync.Mutex
+	late := map[int64]time.Duration{} // by second: answer time past the seal
+	c := newClient(t, client.Config{BaseURL: cdn.URL, Room: "stale", OnRequest: func(r client.Request) {
+		if r.Kind == "bucket" && r.Status == http.StatusOK {
+			mu.Lock()
+			late[r.Second] = time.Since(sealedAt(r.Second))
+			mu.Unlock()
+		}
+	}})
+	// Start halfway through a second, where a client that keeps its poll
+	// interval from a request that was not held stays half a second late.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1500 * time.Millisecond)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range c.Messages(ctx) {
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seconds := slices.Sorted(func(yield func(int64) bool) {
+		for s := range late {
+			if !yield(s) {
+				return
+			}
+		}
+	})
+	if len(seconds) < 4 {
+		t.Fatalf("read only seconds %v in 5 s", seconds)
+	}
+	// The first two may be read late (they sealed before the client began).
+	for _, s := range seconds[2:] {
+		if late[s] > 150*time.Millisecond {
+			t.Errorf("second %d answered %v after it sealed: the client asked late (all: %v)", s, late[s], late)
+		}
+	}
+}

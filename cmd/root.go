@@ -70,6 +70,7 @@ is DANMAKU_S3_ENDPOINT, and so on. A flag on the command line wins.`,
 		newBackfillCommand(),
 		newExportCommand(),
 		newPurgeCommand(),
+		newLoadgenCommand(),
 		newVersionCommand(),
 	)
 	return root

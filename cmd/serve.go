@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -249,7 +248,7 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 			Registerer:  reg,
 
 			MaxHeldPerClient: opts.MaxHeldPerClient,
-			ClientIP:         sec.clientIP,
+			TrustProxyHops:   opts.TrustProxyHops,
 			CORS:             sec.cors,
 		})
 		if err != nil {
@@ -340,18 +339,14 @@ func runServe(ctx context.Context, opts *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           httpx.CleanPaths(mux), // dot and empty segments: a JSON 400, not a redirect
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		// A held read waits up to --hold before its answer is written.
-		WriteTimeout: opts.Hold + 10*time.Second,
-		// Longer than a load balancer's idle timeout (60 s on an ALB), so
-		// the balancer, not the server, closes idle connections.
-		IdleTimeout:    2 * time.Minute,
+	srv := newHTTPServer(httpServerConfig{
+		Handler:        httpx.CleanPaths(mux), // dot and empty segments: a JSON 400, not a redirect
+		Origin:         org,
+		Hold:           opts.Hold,
+		MaxBody:        opts.MaxBody,
 		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+		Log:            log,
+	})
 
 	// The writer and the ticker run until their own contexts end, which
 	// happens only after the HTTP server stopped taking posts.

@@ -1,7 +1,6 @@
 package origin
 
 import (
-	"net/http"
 	"net/netip"
 	"sync"
 
@@ -13,9 +12,8 @@ import (
 // a flood of requests for the next seconds. Entries go when their count
 // does, so memory follows the held requests, which MaxHeld bounds.
 type clientHolds struct {
-	max      int32
-	clientIP func(*http.Request) netip.Addr
-	shards   [32]holdShard
+	max    int32
+	shards [32]holdShard
 }
 
 type holdShard struct {
@@ -23,8 +21,8 @@ type holdShard struct {
 	n  map[netip.Addr]int32
 }
 
-func newClientHolds(max int, clientIP func(*http.Request) netip.Addr) *clientHolds {
-	c := &clientHolds{max: int32(max), clientIP: clientIP}
+func newClientHolds(max int) *clientHolds {
+	c := &clientHolds{max: int32(max)}
 	for i := range c.shards {
 		c.shards[i].n = map[netip.Addr]int32{}
 	}
@@ -40,10 +38,10 @@ func (c *clientHolds) shard(a netip.Addr) *holdShard {
 	return &c.shards[h%uint32(len(c.shards))]
 }
 
-// acquire takes a held slot for r's client; it returns the client to give
-// back to release, and false when the client holds its maximum already.
-func (c *clientHolds) acquire(r *http.Request) (netip.Addr, bool) {
-	a := httpx.ClientKey(c.clientIP(r))
+// acquire takes a held slot for client; it returns the key to give back to
+// release, and false when the client holds its maximum already.
+func (c *clientHolds) acquire(client netip.Addr) (netip.Addr, bool) {
+	a := httpx.ClientKey(client)
 	sh := c.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

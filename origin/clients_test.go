@@ -2,7 +2,6 @@ package origin_test
 
 import (
 	"net/http"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,19 +17,20 @@ import (
 // 404 not_sealed (uncacheable) at once, never a 5xx, while other clients'
 // requests are still held; its slots come back when its requests end.
 func TestHeldRequestsArePerClient(t *testing.T) {
-	// The client is named by a test header, standing in for the address.
+	// The client is named by X-Forwarded-For from one trusted proxy, as a
+	// load balancer in front would write it.
 	f := newFixture(t, func(c *origin.Config) {
 		c.MaxHeldPerClient = 2
 		c.Hold = time.Second
-		c.ClientIP = func(r *http.Request) netip.Addr { return netip.MustParseAddr(r.Header.Get("X-Test-Client")) }
+		c.TrustProxyHops = 1
 	})
 	f.o.Announce(nil, publisher.Watermark{Sealed: now - 1, Published: now - 1})
 	held := make(chan answer, 3)
 	for _, client := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.2"} {
-		go func() { held <- f.get(t, bucketPath("a", now), "X-Test-Client", client) }()
+		go func() { held <- f.get(t, bucketPath("a", now), "X-Forwarded-For", client) }()
 	}
 	time.Sleep(200 * time.Millisecond)
-	a := f.get(t, bucketPath("b", now), "X-Test-Client", "192.0.2.1")
+	a := f.get(t, bucketPath("b", now), "X-Forwarded-For", "192.0.2.1")
 	wantError(t, a, http.StatusNotFound, "not_sealed")
 	if a.took > 500*time.Millisecond {
 		t.Errorf("the refused request waited %v", a.took)
@@ -42,7 +42,7 @@ func TestHeldRequestsArePerClient(t *testing.T) {
 		}
 	}
 	// Released: the client may hold again.
-	go func() { held <- f.get(t, bucketPath("a", now+1), "X-Test-Client", "192.0.2.1") }()
+	go func() { held <- f.get(t, bucketPath("a", now+1), "X-Forwarded-For", "192.0.2.1") }()
 	time.Sleep(100 * time.Millisecond)
 	f.o.Announce(nil, publisher.Watermark{Sealed: now + 1})
 	if a := <-held; a.status != http.StatusOK {

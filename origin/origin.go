@@ -29,6 +29,10 @@ import (
 // well above it (terraform/ reads this value).
 const DefaultHold = 3 * time.Second
 
+// storeTimeout bounds a store read on a ring miss, well under a CDN's
+// origin timeout (30 s).
+const storeTimeout = 10 * time.Second
+
 // Getter reads objects from the store on a ring miss.
 type Getter interface {
 	// Get returns the object under key, or an error wrapping
@@ -57,8 +61,10 @@ type Config struct {
 	// requests for unsealed seconds are answered 404 not_sealed at once. If
 	// 0, there is no per-client cap.
 	MaxHeldPerClient int
-	// ClientIP finds a request's client address; if nil, the TCP peer.
-	ClientIP func(*http.Request) netip.Addr
+	// TrustProxyHops is how many proxies in front append to
+	// X-Forwarded-For, to find a request's client for MaxHeldPerClient;
+	// 0 uses the TCP peer (see httpx.ClientIP).
+	TrustProxyHops int
 	// CORS answers cross-origin reads; if nil, any origin may read.
 	CORS *httpx.CORS
 	// MaxRooms caps rooms in the ring; if 0, defaults to 100000.
@@ -127,11 +133,7 @@ func New(cfg Config) (*Origin, error) {
 		segmentSlots: (cfg.RingSeconds + keys.SegmentSeconds - 1) / keys.SegmentSeconds,
 	}
 	if cfg.MaxHeldPerClient > 0 {
-		clientIP := cfg.ClientIP
-		if clientIP == nil {
-			clientIP = func(r *http.Request) netip.Addr { return httpx.ClientIP(r, 0) }
-		}
-		o.clients = newClientHolds(cfg.MaxHeldPerClient, clientIP)
+		o.clients = newClientHolds(cfg.MaxHeldPerClient)
 	}
 	ch := make(chan struct{})
 	o.sealedCh.Store(&ch)
@@ -152,12 +154,14 @@ func (o *Origin) Ready() bool {
 // Register adds the read routes to mux.
 func (o *Origin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rooms/{room}/buckets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		o.serveObject(w, r, keys.Bucket)
+		o.serveObject(w, r, keys.Bucket, r.PathValue("room"), r.PathValue("name"))
 	})
 	mux.HandleFunc("GET /v1/rooms/{room}/segments/{name}", func(w http.ResponseWriter, r *http.Request) {
-		o.serveObject(w, r, keys.Segment)
+		o.serveObject(w, r, keys.Segment, r.PathValue("room"), r.PathValue("name"))
 	})
-	mux.HandleFunc("GET /v1/rooms/{room}/head", o.serveHead)
+	mux.HandleFunc("GET /v1/rooms/{room}/head", func(w http.ResponseWriter, r *http.Request) {
+		o.serveHead(w, r, r.PathValue("room"))
+	})
 }
 
 // Header values, shared so that setting them does not allocate.
@@ -186,22 +190,21 @@ const (
 
 var outcomeNames = [numOutcomes]string{"ring", "store", "empty", "not_modified", "not_sealed", "future", "bad_request", "store_error"}
 
-func (o *Origin) serveObject(w http.ResponseWriter, r *http.Request, kind keys.Kind) {
+func (o *Origin) serveObject(w http.ResponseWriter, r *http.Request, kind keys.Kind, room, name string) {
 	start := o.cfg.Now()
-	res := o.object(w, r, kind)
+	res := o.object(w, r, kind, room, name)
 	o.metrics.requests[kind][res].Inc()
 	o.metrics.latency[kind].Observe(o.cfg.Now().Sub(start).Seconds())
 }
 
-func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind) outcome {
+func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind, room, name string) outcome {
 	h := w.Header()
 	o.cfg.CORS.Apply(h, r)
-	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
 		return badRequest
 	}
-	second, err := keys.ParseJSONName(r.PathValue("name"))
+	second, err := keys.ParseJSONName(name)
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "bad_second", "the last path element must be {second}.json: "+err.Error())
 		return badRequest
@@ -210,7 +213,9 @@ func (o *Origin) object(w http.ResponseWriter, r *http.Request, kind keys.Kind) 
 		httpx.Error(w, http.StatusBadRequest, "bad_segment", keys.ErrAligned.Error())
 		return badRequest
 	}
-	it, res, err := o.lookup(r.Context(), kind, room, second, r)
+	it, res, err := o.lookup(r.Context(), kind, room, second, func() netip.Addr {
+		return httpx.ClientIP(r, o.cfg.TrustProxyHops)
+	})
 	switch {
 	case err != nil:
 		o.log.Warn("store read failed", "room", room, "kind", kind, "second", second, "err", err)
@@ -239,21 +244,21 @@ func serveItem(w http.ResponseWriter, r *http.Request, it *item) bool {
 		h["Vary"] = hvVary
 	}
 	gz := httpx.AcceptsGzip(r.Header.Get("Accept-Encoding"))
-	etag, body, length := it.etag, it.gz, it.length
+	etag, body, length := it.etagHV, it.gz, it.lengthHV
 	if gz {
 		h["Content-Encoding"] = hvGzip
 	} else {
 		p := it.plainBody()
-		etag, body, length = p.etag, p.body, p.length
+		etag, body, length = p.etagHV, p.body, p.lengthHV
 	}
-	h["Etag"] = []string{etag}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && httpx.ETagMatch(inm, etag) {
+	h["Etag"] = etag
+	if inm := r.Header.Get("If-None-Match"); inm != "" && httpx.ETagMatch(inm, etag[0]) {
 		delete(h, "Content-Type")
 		delete(h, "Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return true
 	}
-	h["Content-Length"] = []string{length}
+	h["Content-Length"] = length
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
@@ -270,17 +275,19 @@ func (it *item) plainBody() *plainBody {
 		raw = []byte(`{}`)
 	}
 	// A distinct strong tag: the plain bytes are another representation.
-	p := &plainBody{body: raw, etag: it.etag[:len(it.etag)-1] + `-plain"`, length: strconv.Itoa(len(raw))}
+	etag := it.etag[:len(it.etag)-1] + `-plain"`
+	p := &plainBody{body: raw, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(raw))}, etagB: []byte(etag)}
 	it.plain.Store(p)
 	return p
 }
 
 // lookup finds the object of room at second: from the ring, from the store,
 // or as an empty body when the second is known sealed and has none. With
-// hold (the request it holds), a second that is about to seal is waited
-// for, and so is a sealed second this origin can only learn from the store
-// once it is written there (an origin that joined after it sealed).
-func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second int64, hold *http.Request) (*item, outcome, error) {
+// hold (which names the client, asked only if the request is held), a
+// second that is about to seal is waited for, and so is a sealed second
+// this origin can only learn from the store once it is written there (an
+// origin that joined after it sealed).
+func (o *Origin) lookup(ctx context.Context, kind keys.Kind, room string, second int64, hold func() netip.Addr) (*item, outcome, error) {
 	last := second + kind.Seconds() - 1 // the object is final once this second is sealed
 	part := keys.Partition(room)
 	var deadline time.Time // set by the first wait; every wait shares it
@@ -340,7 +347,9 @@ func (o *Origin) sealedMiss(ctx context.Context, kind keys.Kind, room string, se
 		// sealed: it cannot tell, so it says "not yet".
 		return nil, notSealed, nil
 	}
-	body, err := o.cfg.Store.Get(ctx, keys.Key(kind, room, second))
+	gctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	body, err := o.cfg.Store.Get(gctx, keys.Key(kind, room, second))
+	cancel()
 	if errors.Is(err, publisher.ErrNotFound) {
 		return o.emptyItem(kind, room, second), empty, nil
 	}
@@ -358,9 +367,10 @@ func (o *Origin) emptyItem(kind keys.Kind, room string, second int64) *item {
 	return newItem(second, bucketer.EmptyBody(room, second, int(kind.Seconds())), "")
 }
 
-// wait holds request r until partition part's watermark satisfies done,
-// the deadline passes, or ctx ends; it reports whether done came true.
-func (o *Origin) wait(ctx context.Context, r *http.Request, part int, deadline time.Time, done func(*mark) bool) bool {
+// wait holds the request of client until partition part's watermark
+// satisfies done, the deadline passes, or ctx ends; it reports whether done
+// came true.
+func (o *Origin) wait(ctx context.Context, client func() netip.Addr, part int, deadline time.Time, done func(*mark) bool) bool {
 	if m := o.marks[part].Load(); m != nil && done(m) {
 		return true
 	}
@@ -370,13 +380,13 @@ func (o *Origin) wait(ctx context.Context, r *http.Request, part int, deadline t
 		return false
 	}
 	if o.clients != nil {
-		client, ok := o.clients.acquire(r)
+		key, ok := o.clients.acquire(client())
 		if !ok {
 			o.held.Add(-1)
 			o.metrics.heldRefusedClient.Inc()
 			return false
 		}
-		defer o.clients.release(client)
+		defer o.clients.release(key)
 	}
 	o.metrics.held.Inc()
 	defer func() {
@@ -408,10 +418,9 @@ type Head struct {
 	PollMS        int   `json:"poll_ms"`
 }
 
-func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request) {
+func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request, room string) {
 	h := w.Header()
 	o.cfg.CORS.Apply(h, r)
-	room := r.PathValue("room")
 	if !keys.ValidRoom(room) {
 		httpx.Error(w, http.StatusBadRequest, "bad_room", keys.ErrRoom.Error())
 		o.metrics.heads[badRequest].Inc()

@@ -71,7 +71,7 @@ func newFixture(t testing.TB, mutate ...func(*origin.Config)) *fixture {
 	f.o = o
 	mux := http.NewServeMux()
 	o.Register(mux)
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewServer(o.Handler(mux))
 	t.Cleanup(f.srv.Close)
 	return f
 }

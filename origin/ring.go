@@ -16,23 +16,26 @@ type item struct {
 	second int64
 	gz     []byte
 	etag   string
-	length string
+	// etagHV and lengthHV are the ETag and Content-Length header values,
+	// shared by every answer so that serving allocates nothing.
+	etagHV, lengthHV []string
+	etagB            []byte // the ETag for fasthttp
 	// plain is the decompressed body, made on first request from a client
 	// that does not take gzip.
 	plain atomic.Pointer[plainBody]
 }
 
 type plainBody struct {
-	body   []byte
-	etag   string
-	length string
+	body             []byte
+	etagHV, lengthHV []string
+	etagB            []byte
 }
 
 func newItem(second int64, gz []byte, etag string) *item {
 	if etag == "" {
 		etag = bucketer.ETag(gz)
 	}
-	return &item{second: second, gz: gz, etag: etag, length: strconv.Itoa(len(gz))}
+	return &item{second: second, gz: gz, etag: etag, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(gz))}, etagB: []byte(etag)}
 }
 
 // ringSlot holds one object, replaced whole.

@@ -133,6 +133,10 @@
  */
 
 export const SEGMENT_SECONDS = 10;
+
+// An answer this prompt was not held: a second seals at least the writer's
+// grace (100 ms) after its end, so the request was sent after it ended.
+const PROMPT_ANSWER_MS = 100;
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 const MODES = /** @type {const} */ (['scroll', 'top', 'bottom']);
 
@@ -567,6 +571,7 @@ export function createFeed(options) {
     const seconds = kind === 'segment' ? SEGMENT_SECONDS : 1;
     const last = second + seconds - 1;
     let a;
+    const sentAt = now();
     try {
       a = await request(fetchImpl, url, {}, kind === 'bucket' ? o.holdMs + 5000 : 10000, stopCtl.signal, report, kind, second);
     } catch {
@@ -618,8 +623,18 @@ export function createFeed(options) {
     }
     stats.messages += fresh.length;
     if (kind === 'bucket' && !catchUp) {
-      // A 200 means the server's clock passed the end of the second.
-      const lag = (second + 1) * 1000 - serverNow();
+      // A 200 means the server's clock passed the end of the second. One
+      // that came back at once was not held: the second had sealed before
+      // we asked, so this clock runs behind the server's (as after a head
+      // that a cache kept for a while). Then the clock is set by when we
+      // asked, and the next second is asked for at once rather than a poll
+      // interval after this request, which would keep every later one late.
+      let at = now();
+      if (at - sentAt < PROMPT_ANSWER_MS) {
+        at = sentAt;
+        lastPoll = -Infinity;
+      }
+      const lag = (second + 1) * 1000 - (at + offsetMs);
       if (lag > 0) offsetMs += lag;
     }
     advance(last, catchUp);

@@ -17,12 +17,18 @@ import (
 // The zero Addr means the peer is not an IP connection (a Unix socket, a
 // test); callers treat it as one client.
 func ClientIP(r *http.Request, hops int) netip.Addr {
+	return ClientIPFrom(peer(r.RemoteAddr), r.Header.Values("X-Forwarded-For"), hops)
+}
+
+// ClientIPFrom is ClientIP for a server that hands over the TCP peer's
+// address and the X-Forwarded-For lines itself (fasthttp).
+func ClientIPFrom(peer netip.Addr, forwarded []string, hops int) netip.Addr {
 	if hops > 0 {
-		if a, ok := forwardedFor(r.Header.Values("X-Forwarded-For"), hops); ok {
+		if a, ok := forwardedFor(forwarded, hops); ok {
 			return a
 		}
 	}
-	return peer(r.RemoteAddr)
+	return peer.Unmap()
 }
 
 func peer(remote string) netip.Addr {

@@ -75,6 +75,21 @@ func (c *CORS) Apply(h http.Header, r *http.Request) {
 	}
 }
 
+// AllowOrigin is Apply for servers without http.Header: the value of
+// Access-Control-Allow-Origin for a request from origin ("" for none), and
+// whether Vary must name Origin.
+func (c *CORS) AllowOrigin(origin string) (value string, varyOrigin bool) {
+	switch {
+	case c == nil || c.any:
+		return "*", false
+	case c.single != nil:
+		return c.single[0], false
+	case origin != "" && c.allowed[strings.ToLower(origin)]:
+		return origin, true
+	}
+	return "", true
+}
+
 // Allows reports whether a request from origin may read the answer.
 func (c *CORS) Allows(origin string) bool {
 	return c == nil || c.any || c.allowed[strings.ToLower(origin)]

@@ -159,7 +159,8 @@ test('rows: scrolling comments take the first row they can enter, pinned ones an
 /**
  * An in-memory origin with the real one's behaviour: held reads, 404
  * not_sealed on a hold timeout, 404 future, head, buckets and segments.
- * @param {{room: string, messages: Map<number, {seq: number, ms: number, text: string}[]>, fault?: (url: string, n: number) => Response | 'network' | null}} o
+ * headLagMs serves head as a cache would after keeping it that long.
+ * @param {{room: string, messages: Map<number, {seq: number, ms: number, text: string}[]>, fault?: (url: string, n: number) => Response | 'network' | null, headLagMs?: number}} o
  */
 function fakeOrigin(o) {
   /** @type {string[]} */
@@ -180,7 +181,8 @@ function fakeOrigin(o) {
     if (f) return f;
     const path = new URL(url, 'http://x').pathname;
     if (path.endsWith('/head')) {
-      return json(200, { now_ms: Date.now(), sealed: Math.floor((Date.now() - 100) / 1000) - 1, bucket_seconds: 1, poll_ms: 1000 });
+      const at = Date.now() - (o.headLagMs ?? 0);
+      return json(200, { now_ms: at, sealed: Math.floor((at - 100) / 1000) - 1, bucket_seconds: 1, poll_ms: 1000 });
     }
     const m = /\/(buckets|segments)\/(\d+)\.json$/.exec(path);
     if (!m) return json(404, { code: 'not_found', message: path });
@@ -241,6 +243,27 @@ test('feed: live buckets in order, each message once, clean stop', { timeout: 15
   // Never the same object URL twice.
   const objects = origin.calls.filter((u) => /\/(buckets|segments)\//.test(u));
   assert.equal(new Set(objects).size, objects.length, objects.join('\n'));
+});
+
+test('feed: behind a stale head, each second is still read as it seals', { timeout: 15000 }, async () => {
+  // Start halfway through a second: a feed that kept its poll interval from
+  // a request that was not held would stay half a second late.
+  await new Promise((r) => setTimeout(r, 1500 - (Date.now() % 1000)));
+  const origin = fakeOrigin({ room: 's', messages: new Map(), headLagMs: 900 });
+  /** @type {Map<number, number>} */
+  const late = new Map();
+  const feed = createFeed({
+    room: 's', fetch: origin.fetch,
+    onEvent: (e) => {
+      if (e.type === 'request' && e.kind === 'bucket' && e.status === 200) late.set(e.second, Date.now() - ((e.second + 1) * 1000 + 100));
+    },
+  });
+  await until(() => late.size >= 5, 10000);
+  await feed.stop();
+  const seconds = [...late.keys()].sort((a, b) => a - b);
+  for (const s of seconds.slice(2)) {
+    assert.ok((late.get(s) ?? 0) <= 150, `second ${s} answered ${late.get(s)} ms after it sealed: ${JSON.stringify([...late])}`);
+  }
 });
 
 test('feed: a gap is caught up through segments, and the cap skips what is older', { timeout: 15000 }, async () => {
