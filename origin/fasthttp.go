@@ -26,8 +26,11 @@ import (
 // when the server shuts down.
 func (o *Origin) FastHandler(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsGet() || ctx.IsHead() {
-			// Path is the decoded, normalised path, as r.URL.Path is.
+		// Only a path sent in canonical form takes the fast way: fasthttp
+		// normalises dot and empty segments away, and percent-encoding is
+		// never needed in a read path, so anything else goes to next, which
+		// sees the path as sent (and refuses what is not canonical).
+		if (ctx.IsGet() || ctx.IsHead()) && canonical(ctx.URI().PathOriginal()) {
 			if kind, room, name, ok := readPath(b2s(ctx.Path())); ok {
 				switch kind {
 				case kindBucket:
@@ -42,6 +45,37 @@ func (o *Origin) FastHandler(next fasthttp.RequestHandler) fasthttp.RequestHandl
 		}
 		next(ctx)
 	}
+}
+
+// canonical reports whether a raw request path has no percent-encoding and
+// no empty, "." or ".." segments.
+func canonical(p []byte) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '%':
+			return false
+		case '/':
+			seg := p[i+1:]
+			if j := indexSlash(seg); j >= 0 {
+				seg = seg[:j]
+			} else if i+1 == len(p) {
+				continue // a trailing slash: not a read path anyway
+			}
+			if len(seg) == 0 || (len(seg) == 1 && seg[0] == '.') || (len(seg) == 2 && seg[0] == '.' && seg[1] == '.') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func indexSlash(b []byte) int {
+	for i, c := range b {
+		if c == '/' {
+			return i
+		}
+	}
+	return -1
 }
 
 // Header names and values as bytes, shared.
