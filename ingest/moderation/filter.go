@@ -133,13 +133,25 @@ func (f *Filter) Mask(s string) (string, int) {
 	// Compare composed forms: "đ" + "ị" typed as base letters and combining
 	// marks is the same word as the precomposed one. Only a text that
 	// matches comes back recomposed.
+	in := s
 	if !norm.NFC.IsNormalString(s) {
-		if out, n := f.mask(norm.NFC.String(s)); n > 0 {
-			return out, n
-		}
+		in = norm.NFC.String(s)
+	}
+	out, n := f.mask(in)
+	if n == 0 {
 		return s, 0
 	}
-	return f.mask(s)
+	// MaskRune reads as punctuation, which words may be spread over, so
+	// what is left around a masked word can spell another: "ffuckuck"
+	// masks to "f＊＊＊＊uck". Mask again until nothing matches; every pass
+	// masks at least one more character, so this ends.
+	for {
+		again, m := f.mask(out)
+		if m == 0 {
+			return out, n
+		}
+		out, n = again, n+m
+	}
 }
 
 func (f *Filter) mask(s string) (string, int) {

@@ -24,6 +24,7 @@ func TestFilterMasks(t *testing.T) {
 		{"カタカナ", "＊＊＊＊"},                 // half-width word, full-width text
 		{"địt mẹ", "＊＊＊＊＊＊"},
 		{"đi\u0323t me\u0323", "＊＊＊＊＊＊"}, // decomposed marks match too
+		{"ffuCkuCk", "＊＊＊＊＊＊＊＊"},         // what is left around a masked word spells it again
 		{"clean 弾幕 😀", "clean 弾幕 😀"},
 		{"", ""},
 	} {
