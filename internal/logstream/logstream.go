@@ -421,6 +421,9 @@ func (l *Log) ReadSince(ctx context.Context, start time.Time, rooms []string, fn
 	}, fn)
 }
 
+// readAhead is how many entries a reader asks the server for ahead of fn.
+const readAhead = 1000
+
 func (l *Log) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(Entry) error) error {
 	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cfg)
 	if err != nil {
@@ -429,9 +432,11 @@ func (l *Log) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn 
 	// A consumer on a server that died is noticed by its missing
 	// heartbeats and recreated where the log resumes: keep that short, so
 	// losing a node stalls sealing for seconds, not the default half minute.
-	// Buffer by bytes: a writer runs a reader per partition, and a batch
-	// entry can be a quarter megabyte.
-	it, err := cons.Messages(jetstream.PullMaxBytes(4<<20), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
+	// Buffer by count and bytes: a writer runs a reader per partition, and
+	// a batch entry can be a quarter megabyte. A bytes-only limit would size
+	// the client's channel for a million messages, 8 MB per reader that the
+	// traffic slowly makes resident.
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(readAhead, 4<<20), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("logstream: read: %w", err)
 	}
