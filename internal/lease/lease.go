@@ -157,30 +157,45 @@ func (m *Manager) round(ctx context.Context) error {
 		}
 		m.mu.Unlock()
 	}
-	// Take free slots, most preferred first.
+	// Take free slots, most preferred first, asking for as many at once as
+	// are wanted: a takeover of a dead holder's share is one round trip,
+	// not one per slot, so it fits in the round however slow the cluster.
+	m.mu.Lock()
+	free := make([]int, 0, len(rank))
 	for _, s := range rank {
-		if owned >= target {
-			break
+		if _, have := m.held[s]; !have {
+			free = append(free, s)
 		}
-		m.mu.Lock()
-		_, have := m.held[s]
-		m.mu.Unlock()
-		if have {
-			continue
+	}
+	m.mu.Unlock()
+	var failed error
+	for len(free) > 0 && owned < target {
+		batch := free[:min(target-owned, len(free))]
+		free = free[len(batch):]
+		revs := make([]uint64, len(batch))
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for i, s := range batch {
+			wg.Go(func() { revs[i], errs[i] = m.cfg.KV.Create(rctx, slotKey(s), []byte(m.cfg.ID)) })
 		}
-		rev, err := m.cfg.KV.Create(rctx, slotKey(s), []byte(m.cfg.ID))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue
+		wg.Wait()
+		for i, s := range batch {
+			switch err := errs[i]; {
+			case err == nil:
+				m.mu.Lock()
+				m.held[s] = &holding{rev: revs[i]}
+				m.mu.Unlock()
+				owned++
+				m.log.Info("acquired a partition", "partition", s)
+				m.cfg.Acquire(s)
+			case errors.Is(err, jetstream.ErrKeyExists):
+			case failed == nil:
+				failed = fmt.Errorf("acquire partition %d: %w", s, err)
 			}
-			return fmt.Errorf("acquire partition %d: %w", s, err)
 		}
-		m.mu.Lock()
-		m.held[s] = &holding{rev: rev}
-		m.mu.Unlock()
-		owned++
-		m.log.Info("acquired a partition", "partition", s)
-		m.cfg.Acquire(s)
+	}
+	if failed != nil {
+		return failed
 	}
 	m.mu.Lock()
 	m.settled = true
@@ -188,40 +203,49 @@ func (m *Manager) round(ctx context.Context) error {
 	return nil
 }
 
-// renew refreshes every lease held; a lease that cannot be renewed is lost
+// renew refreshes every lease held, all at once (a round must fit in TTL/2
+// however many slots it holds); a lease that cannot be renewed is lost
 // (another holder may own the slot now) and its work is stopped.
 func (m *Manager) renew(ctx context.Context) {
+	type renewal struct {
+		slot int
+		h    *holding
+		rev  uint64
+		err  error
+	}
 	m.mu.Lock()
-	slots := make([]int, 0, len(m.held))
-	for s := range m.held {
-		slots = append(slots, s)
+	rs := make([]renewal, 0, len(m.held))
+	for s, h := range m.held {
+		rs = append(rs, renewal{slot: s, h: h, rev: h.rev})
 	}
 	m.mu.Unlock()
-	for _, s := range slots {
-		m.mu.Lock()
-		h := m.held[s]
-		m.mu.Unlock()
-		if h == nil {
-			continue
-		}
-		rev, err := m.cfg.KV.Update(ctx, slotKey(s), []byte(m.cfg.ID), h.rev)
-		if err == nil {
+	var wg sync.WaitGroup
+	for i := range rs {
+		r := &rs[i]
+		wg.Go(func() { r.rev, r.err = m.cfg.KV.Update(ctx, slotKey(r.slot), []byte(m.cfg.ID), r.rev) })
+	}
+	wg.Wait()
+	for _, r := range rs {
+		if r.err == nil {
 			m.mu.Lock()
-			h.rev = rev
+			r.h.rev = r.rev
 			m.mu.Unlock()
 			continue
 		}
 		if ctx.Err() != nil {
-			return
+			continue
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyNotFound) {
-			m.log.Warn("lost a partition lease; stopping its writer", "partition", s, "err", err)
+		if errors.As(r.err, &apiErr) || errors.Is(r.err, jetstream.ErrKeyNotFound) {
+			m.log.Warn("lost a partition lease; stopping its writer", "partition", r.slot, "err", r.err)
 			m.mu.Lock()
-			delete(m.held, s)
+			if m.held[r.slot] == r.h {
+				delete(m.held, r.slot)
+			}
+			releasing := r.h.releasing
 			m.mu.Unlock()
-			if !h.releasing {
-				m.cfg.Release(s)
+			if !releasing {
+				m.cfg.Release(r.slot)
 			}
 		}
 	}
