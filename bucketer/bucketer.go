@@ -128,7 +128,7 @@ type Config struct {
 	// if 0, defaults to 100ms. It absorbs clock steps between log servers.
 	Grace time.Duration
 	// StallAfter is how long the log may stay silent (writers tick it every
-	// second) before the reader is reopened; if 0, defaults to 5s.
+	// second) before the reader is reopened; if 0, defaults to 3s.
 	StallAfter time.Duration
 	// Cap bounds the messages a room's bucket keeps per second; the zero
 	// value keeps all. Every writer and backfill must use the same Cap.
@@ -194,7 +194,7 @@ func New(cfg Config) (*Bucketer, error) {
 		cfg.Grace = 100 * time.Millisecond
 	}
 	if cfg.StallAfter == 0 {
-		cfg.StallAfter = 5 * time.Second
+		cfg.StallAfter = 3 * time.Second
 	}
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("bucketer: negative grace %v", cfg.Grace)
@@ -270,9 +270,15 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 
 	r := b.startReader(ctx, b.nextSeq)
 	defer func() { r.stop() }()
-	watchdog := time.NewTicker(b.cfg.StallAfter / 2)
+	watchdog := time.NewTicker(b.cfg.StallAfter / 3)
 	defer watchdog.Stop()
 	lastEntry := time.Now()
+	// A reader that failed (the log unreachable, its stream without a
+	// leader for a moment) is reopened after a backoff where it stopped;
+	// the bucketer's state stays valid, so nothing restarts from the
+	// checkpoint.
+	var reopen <-chan time.Time
+	retry := readerRetryMin
 	for {
 		select {
 		case e := <-r.entries:
@@ -280,24 +286,33 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 				continue // a reopened reader may repeat what was already read
 			}
 			lastEntry = time.Now()
+			retry = readerRetryMin
 			if err := b.process(ctx, e); err != nil {
 				return b.shutdown(err, drain)
 			}
 		case <-b.doneSig:
 			b.completed(ctx)
 		case err := <-r.err:
-			if ctx.Err() == nil {
-				return b.shutdown(fmt.Errorf("bucketer: %w", err), drain)
+			if ctx.Err() != nil {
+				return b.shutdown(nil, drain)
 			}
-			return b.shutdown(nil, drain)
+			b.log.Warn("the log reader failed; reopening it", "err", err, "in", retry, "seq", b.nextSeq)
+			b.metrics.readerRestarts.Inc()
+			reopen = time.After(retry)
+			retry = min(retry*2, readerRetryMax)
+		case <-reopen:
+			reopen = nil
+			r = b.startReader(ctx, b.nextSeq)
+			lastEntry = time.Now()
 		case <-watchdog.C:
 			// Writers tick the log every second, so silence means the
 			// reader is stuck (a consumer on a server that went away and
-			// was not noticed): open a new one where this one stopped.
-			if idle := time.Since(lastEntry); idle >= b.cfg.StallAfter {
+			// was not noticed): open a new one where this one stopped,
+			// without waiting for the old one, which may never return.
+			if idle := time.Since(lastEntry); reopen == nil && idle >= b.cfg.StallAfter {
 				b.log.Warn("no log entries; reopening the log reader", "idle", idle.Round(time.Millisecond), "seq", b.nextSeq)
 				b.metrics.readerRestarts.Inc()
-				r.stop()
+				r.cancel()
 				r = b.startReader(ctx, b.nextSeq)
 				lastEntry = time.Now()
 			}
@@ -307,16 +322,24 @@ func (b *Bucketer) Run(ctx context.Context, drain time.Duration) error {
 	}
 }
 
+// How long a failed reader waits before it is reopened: doubling from the
+// first to the second, and back to the first once entries flow again.
+const (
+	readerRetryMin = 200 * time.Millisecond
+	readerRetryMax = 2 * time.Second
+)
+
 // reader is one Source.Read feeding the loop.
 type reader struct {
 	entries chan logstream.Entry
 	err     chan error
-	stop    func()
+	cancel  func() // ends the reader without waiting for it
+	stop    func() // ends it and waits a little for it to return
 }
 
 func (b *Bucketer) startReader(ctx context.Context, from uint64) *reader {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{entries: make(chan logstream.Entry, 64), err: make(chan error, 1)}
+	r := &reader{entries: make(chan logstream.Entry, 64), err: make(chan error, 1), cancel: cancel}
 	done := make(chan struct{})
 	r.stop = func() {
 		cancel()
@@ -514,7 +537,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dropped:          prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_dropped_messages_total", Help: "Messages the per-room cap left out of buckets (counted in their dropped)."}),
 		folded:           prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_folded_messages_total", Help: "Messages the per-room cap folded into an identical text's dup count."}),
 		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_checkpoint_errors_total", Help: "Failed checkpoint saves."}),
-		readerRestarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_reader_restarts_total", Help: "Log readers reopened after the log stayed silent too long."}),
+		readerRestarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "danmaku_writer_reader_restarts_total", Help: "Log readers reopened after they failed or the log stayed silent too long."}),
 		bucketBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_bucket_bytes", Help: "Gzipped size of sealed buckets.",
 			Buckets: prometheus.ExponentialBuckets(64, 2, 12)}),
 		sealDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "danmaku_writer_seal_delay_seconds", Help: "Time from the end of a second to its seal.",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -499,5 +500,63 @@ func TestStuckReaderIsReopened(t *testing.T) {
 	got := texts(decode(t, sink.objects()[keys.Key(keys.Bucket, "a", base)]))
 	if fmt.Sprint(got) != "[before during after the stall]" {
 		t.Errorf("after reopening the reader: %v (each message once, in order)", got)
+	}
+}
+
+// failingLog's first readers deliver an entry and then fail, as a consumer
+// does when its stream has no leader for a moment; later readers work.
+type failingLog struct {
+	*fakeLog
+	mu    sync.Mutex
+	reads int
+	fails int
+}
+
+func (f *failingLog) Read(ctx context.Context, from uint64, p []int, fn func(logstream.Entry) error) error {
+	f.mu.Lock()
+	f.reads++
+	n := f.reads
+	f.mu.Unlock()
+	if n > f.fails {
+		return f.fakeLog.Read(ctx, from, p, fn)
+	}
+	f.fakeLog.mu.Lock()
+	e := f.fakeLog.entries[min(int(max(from, 1))-1, len(f.fakeLog.entries)-1)]
+	f.fakeLog.mu.Unlock()
+	if err := fn(e); err != nil {
+		return err
+	}
+	return errors.New("nats: no responders available for request")
+}
+
+func TestFailedReaderIsReopenedInPlace(t *testing.T) {
+	log, sink := newFakeLog(), newSink()
+	log.add(at(base, 10), "a", "one")
+	log.add(at(base, 20), "a", "two")
+	log.add(at(base, 30), "a", "three")
+	log.add(at(base+1, 200), "", "")
+	src := &failingLog{fakeLog: log, fails: 3}
+	b, err := bucketer.New(bucketer.Config{Source: src, Checkpoints: log, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, time.Second) }()
+	defer func() { cancel(); <-done }()
+	waitSealed(t, sink, base)
+	got := texts(decode(t, sink.objects()[keys.Key(keys.Bucket, "a", base)]))
+	if fmt.Sprint(got) != "[one two three]" {
+		t.Errorf("after the reader failed three times: %v (each message once, in order)", got)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while the reader could be reopened: %v", err)
+	default:
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.reads != 4 {
+		t.Errorf("%d reads, want 3 failed and 1 that works", src.reads)
 	}
 }

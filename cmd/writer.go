@@ -67,9 +67,13 @@ func (g *writerGroup) acquire(p int) {
 			pw.mu.Lock()
 			pw.b = b
 			pw.mu.Unlock()
+			started := time.Now()
 			err = b.Run(ctx, g.drain)
 			if ctx.Err() != nil {
 				return
+			}
+			if time.Since(started) > time.Minute {
+				wait = time.Second // it had been running well: this is a new failure, not a repeat
 			}
 			// The lease is still ours: start over from the checkpoint.
 			g.log.Warn("the writer of a partition failed; restarting it from its checkpoint", "partition", p, "err", err, "in", wait)

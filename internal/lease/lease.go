@@ -237,6 +237,17 @@ func (m *Manager) renew(ctx context.Context) {
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(r.err, &apiErr) || errors.Is(r.err, jetstream.ErrKeyNotFound) {
+			// A lease that expired while the cluster could not take
+			// renewals (a leader election outlasting the TTL) and that
+			// nobody took meanwhile is ours again: keep the work running
+			// rather than stop and restart it from its checkpoint.
+			if rev, err := m.cfg.KV.Create(ctx, slotKey(r.slot), []byte(m.cfg.ID)); err == nil {
+				m.mu.Lock()
+				r.h.rev = rev
+				m.mu.Unlock()
+				m.log.Info("a partition lease expired and nobody took it; holding it again", "partition", r.slot)
+				continue
+			}
 			m.log.Warn("lost a partition lease; stopping its writer", "partition", r.slot, "err", r.err)
 			m.mu.Lock()
 			if m.held[r.slot] == r.h {

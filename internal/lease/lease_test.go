@@ -158,6 +158,34 @@ func TestLostLeaseStopsTheWork(t *testing.T) {
 	}
 }
 
+func TestExpiredLeaseNobodyTookIsKept(t *testing.T) {
+	l := openLog(t)
+	var all sync.Map
+	a := newHolder(t, l, "a", &all)
+	ctx := context.Background()
+	if err := a.m.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 3's lease is gone (as when it expires during an outage
+	// that kept a from renewing it), and nobody else took it.
+	if err := l.Leases().Purge(ctx, slotKey(3)); err != nil {
+		t.Fatal(err)
+	}
+	a.m.renew(ctx)
+	if !slices.Contains(a.slots(), 3) || !slices.Contains(a.m.Owned(), 3) {
+		t.Fatal("a stopped a partition whose lease nobody else holds")
+	}
+	e, err := l.Leases().Get(ctx, slotKey(3))
+	if err != nil || string(e.Value()) != "a" {
+		t.Fatalf("partition 3's lease after renewing: %v, %v", e, err)
+	}
+	// And the lease is a's again in the store: the next renewal holds.
+	a.m.renew(ctx)
+	if !slices.Contains(a.m.Owned(), 3) {
+		t.Error("a lost partition 3 on the renewal after taking it back")
+	}
+}
+
 func seq(n int) []int {
 	out := make([]int, n)
 	for i := range out {
