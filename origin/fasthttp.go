@@ -179,10 +179,10 @@ func fastItem(ctx *fasthttp.RequestCtx, it *item, varyOrigin bool) bool {
 		h.SetCanonical(hnVary, hbAcceptEncList)
 	}
 	gz := httpx.AcceptsGzip(b2s(ctx.Request.Header.PeekBytes(hnAcceptEnc)))
-	etag, body := it.etagB, it.gz
+	etag, body := it.etagB(), it.gz
 	if !gz {
 		p := it.plainBody()
-		etag, body = p.etagB, p.body
+		etag, body = p.etagB(), p.body
 	}
 	h.SetCanonical(hnETag, etag)
 	if inm := ctx.Request.Header.PeekBytes(hnIfNoneMatch); len(inm) > 0 && httpx.ETagMatch(b2s(inm), b2s(etag)) {

@@ -244,12 +244,12 @@ func serveItem(w http.ResponseWriter, r *http.Request, it *item) bool {
 		h["Vary"] = hvVary
 	}
 	gz := httpx.AcceptsGzip(r.Header.Get("Accept-Encoding"))
-	etag, body, length := it.etagHV, it.gz, it.lengthHV
+	etag, body, length := it.etagHV(), it.gz, it.lengthHV()
 	if gz {
 		h["Content-Encoding"] = hvGzip
 	} else {
 		p := it.plainBody()
-		etag, body, length = p.etagHV, p.body, p.lengthHV
+		etag, body, length = p.etagHV(), p.body, p.lengthHV()
 	}
 	h["Etag"] = etag
 	if inm := r.Header.Get("If-None-Match"); inm != "" && httpx.ETagMatch(inm, etag[0]) {
@@ -275,8 +275,8 @@ func (it *item) plainBody() *plainBody {
 		raw = []byte(`{}`)
 	}
 	// A distinct strong tag: the plain bytes are another representation.
-	etag := it.etag[:len(it.etag)-1] + `-plain"`
-	p := &plainBody{body: raw, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(raw))}, etagB: []byte(etag)}
+	etag := it.etag()[:len(it.etag())-1] + `-plain"`
+	p := &plainBody{body: raw, answer: newAnswer(etag, len(raw))}
 	it.plain.Store(p)
 	return p
 }

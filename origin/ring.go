@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/danmaku/danmaku/bucketer"
 	"github.com/danmaku/danmaku/internal/keys"
@@ -11,31 +12,47 @@ import (
 )
 
 // item is one object held in memory, with the header values it is served
-// with computed once.
+// with computed once. There are hundreds of thousands of items in a full
+// ring, so an item is as few allocations as it can be: itself, its body and
+// its Content-Length digits.
 type item struct {
 	second int64
 	gz     []byte
-	etag   string
-	// etagHV and lengthHV are the ETag and Content-Length header values,
-	// shared by every answer so that serving allocates nothing.
-	etagHV, lengthHV []string
-	etagB            []byte // the ETag for fasthttp
+	answer
 	// plain is the decompressed body, made on first request from a client
 	// that does not take gzip.
 	plain atomic.Pointer[plainBody]
 }
 
 type plainBody struct {
-	body             []byte
-	etagHV, lengthHV []string
-	etagB            []byte
+	body []byte
+	answer
+}
+
+// answer holds a representation's ETag and Content-Length header values,
+// shared by every answer so that serving allocates nothing.
+type answer struct {
+	hv [2]string // ETag, Content-Length
+}
+
+// etagHV and lengthHV are net/http header values; their capacity is 1, so
+// an append to one copies instead of writing into the item.
+func (a *answer) etag() string       { return a.hv[0] }
+func (a *answer) etagHV() []string   { return a.hv[0:1:1] }
+func (a *answer) lengthHV() []string { return a.hv[1:2:2] }
+
+// etagB is the ETag for fasthttp, which copies header values it is given.
+func (a *answer) etagB() []byte { return unsafe.Slice(unsafe.StringData(a.hv[0]), len(a.hv[0])) }
+
+func newAnswer(etag string, length int) answer {
+	return answer{hv: [2]string{etag, strconv.Itoa(length)}}
 }
 
 func newItem(second int64, gz []byte, etag string) *item {
 	if etag == "" {
 		etag = bucketer.ETag(gz)
 	}
-	return &item{second: second, gz: gz, etag: etag, etagHV: []string{etag}, lengthHV: []string{strconv.Itoa(len(gz))}, etagB: []byte(etag)}
+	return &item{second: second, gz: gz, answer: newAnswer(etag, len(gz))}
 }
 
 // ringSlot holds one object, replaced whole.
