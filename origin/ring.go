@@ -35,9 +35,10 @@ type answer struct {
 	hv [2]string // ETag, Content-Length
 }
 
+func (a *answer) etag() string { return a.hv[0] }
+
 // etagHV and lengthHV are net/http header values; their capacity is 1, so
 // an append to one copies instead of writing into the item.
-func (a *answer) etag() string       { return a.hv[0] }
 func (a *answer) etagHV() []string   { return a.hv[0:1:1] }
 func (a *answer) lengthHV() []string { return a.hv[1:2:2] }
 

@@ -240,13 +240,19 @@ func (m *Manager) renew(ctx context.Context) {
 			// A lease that expired while the cluster could not take
 			// renewals (a leader election outlasting the TTL) and that
 			// nobody took meanwhile is ours again: keep the work running
-			// rather than stop and restart it from its checkpoint.
-			if rev, err := m.cfg.KV.Create(ctx, slotKey(r.slot), []byte(m.cfg.ID)); err == nil {
-				m.mu.Lock()
-				r.h.rev = rev
-				m.mu.Unlock()
-				m.log.Info("a partition lease expired and nobody took it; holding it again", "partition", r.slot)
-				continue
+			// rather than stop and restart it from its checkpoint. Not a
+			// lease being given up: its release deleted it.
+			m.mu.Lock()
+			current := m.held[r.slot] == r.h && !r.h.releasing
+			m.mu.Unlock()
+			if current {
+				if rev, err := m.cfg.KV.Create(ctx, slotKey(r.slot), []byte(m.cfg.ID)); err == nil {
+					m.mu.Lock()
+					r.h.rev = rev
+					m.mu.Unlock()
+					m.log.Info("a partition lease expired and nobody took it; holding it again", "partition", r.slot)
+					continue
+				}
 			}
 			m.log.Warn("lost a partition lease; stopping its writer", "partition", r.slot, "err", r.err)
 			m.mu.Lock()
