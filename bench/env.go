@@ -186,8 +186,15 @@ func freeAddr() (string, error) {
 }
 
 // startServe runs danmaku serve on the server core with a fresh data
-// directory and waits until it is ready.
+// directory and waits until it is ready. The bench posts from one address:
+// no per-poster rate limit.
 func (e *env) startServe(ctx context.Context, extra ...string) (*proc, error) {
+	return e.startServeArgv(ctx, e.pinned(serverCPU, append([]string{e.bin, "serve", "--anon-rate", "0"}, extra...)...))
+}
+
+// startServeArgv starts a serve command line on a free port with a fresh
+// data directory and waits until it is ready.
+func (e *env) startServeArgv(ctx context.Context, argv []string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -196,21 +203,25 @@ func (e *env) startServe(ctx context.Context, extra ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The bench posts from one address: no per-poster rate limit.
-	argv := e.pinned(serverCPU, append([]string{e.bin, "serve", "--listen", addr, "--data", data, "--log-level", "warn", "--anon-rate", "0"}, extra...)...)
-	p, err := e.start("serve", argv)
+	argv = append(argv, "--listen", addr, "--data", data, "--log-level", "warn")
+	return e.startListening(ctx, "serve", argv, addr, "/readyz", 30*time.Second)
+}
+
+// startListening starts argv, a server that will listen on addr, and waits
+// until GET readyPath answers there.
+func (e *env) startListening(ctx context.Context, name string, argv []string, addr, readyPath string, within time.Duration) (*proc, error) {
+	p, err := e.start(name, argv)
 	if err != nil {
 		return nil, err
 	}
 	p.addr, p.base = addr, "http://"+addr
-	if err := waitHTTP(ctx, p, p.base+"/readyz", 30*time.Second); err != nil {
+	if err := waitHTTP(ctx, p, p.base+readyPath, within); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return p, nil
 }
 
-// waitHTTP waits until url answers 200.
 func waitHTTP(ctx context.Context, p *proc, url string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {

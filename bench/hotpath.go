@@ -231,13 +231,8 @@ func startOriginAlone(ctx context.Context, e *env, stack, room string, second in
 	}
 	argv := e.pinned(serverCPU, e.benchBin(), "origin-server", "--listen", addr, "--room", room,
 		"--second", strconv.FormatInt(second, 10), "--body", bodyFile, "--cpuprofile", profile, "--stack", stack)
-	p, err := e.start("origin-server", argv)
+	p, err := e.startListening(ctx, "origin-server", argv, addr, fmt.Sprintf("/v1/rooms/%s/buckets/%d.json", room, second), 10*time.Second)
 	if err != nil {
-		return nil, "", err
-	}
-	p.addr, p.base = addr, "http://"+addr
-	if err := waitHTTP(ctx, p, fmt.Sprintf("%s/v1/rooms/%s/buckets/%d.json", p.base, room, second), 10*time.Second); err != nil {
-		p.stop()
 		return nil, "", err
 	}
 	return p, profile, nil

@@ -139,26 +139,3 @@ func benchMemory(ctx context.Context, e *env) *section {
 	s.note("What the memory is: each room's ring holds 60 one-second buckets and 6 ten-second segments (each a gzip body of a few hundred bytes with its precomputed headers), the writer keeps each room's entries until their segment seals, and the Go heap runs up to twice its live size before a collection (GOGC=100). The origin's `--max-rooms` and `--ring-seconds` bound it, whatever the traffic.")
 	return s
 }
-
-// startServeArgv starts a serve command line (not pinned) on a free port.
-func (e *env) startServeArgv(ctx context.Context, argv []string) (*proc, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	data, err := os.MkdirTemp(e.tmp, "serve-")
-	if err != nil {
-		return nil, err
-	}
-	argv = append(argv, "--listen", addr, "--data", data, "--log-level", "warn")
-	p, err := e.start("serve", argv)
-	if err != nil {
-		return nil, err
-	}
-	p.addr, p.base = addr, "http://"+addr
-	if err := waitHTTP(ctx, p, p.base+"/readyz", 30*time.Second); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
-}

@@ -210,16 +210,7 @@ func startNginxProxy(ctx context.Context, e *env, origin string) (*proc, error) 
 		return nil, err
 	}
 	os.Chown(filepath.Join(dir, "cache"), 65534, 65534) // nginx's workers run as nobody
-	p, err := e.start("nginx-proxy", e.pinned(serverCPU, "nginx", "-c", conf))
-	if err != nil {
-		return nil, err
-	}
-	p.addr, p.base = addr, "http://"+addr
-	if err := waitHTTP(ctx, p, p.base+"/v1/rooms/warm/head", 30*time.Second); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
+	return e.startListening(ctx, "nginx-proxy", e.pinned(serverCPU, "nginx", "-c", conf), addr, "/v1/rooms/warm/head", 30*time.Second)
 }
 
 // nginxProxyConf caches what the origin marks cacheable (nginx honours
@@ -274,16 +265,7 @@ func startVarnish(ctx context.Context, e *env, origin string) (*proc, error) {
 	argv := []string{"varnishd", "-F", "-j", "none", "-a", addr, "-f", vcl, "-n", filepath.Join(dir, "work"),
 		"-s", "malloc,256m", "-p", "thread_pool_min=1000", "-p", "thread_pool_max=5000", "-p", "rush_exponent=8",
 		"-p", "default_grace=0", "-p", "timeout_idle=30"}
-	p, err := e.start("varnishd", argv)
-	if err != nil {
-		return nil, err
-	}
-	p.addr, p.base = addr, "http://"+addr
-	if err := waitHTTP(ctx, p, p.base+"/v1/rooms/warm/head", 30*time.Second); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
+	return e.startListening(ctx, "varnishd", argv, addr, "/v1/rooms/warm/head", 30*time.Second)
 }
 
 // varnishVCL caches what the origin says is cacheable and nothing marked
