@@ -464,28 +464,38 @@ func TestReadyOnceCaughtUp(t *testing.T) {
 	}
 }
 
-// stuckLog's first reader delivers two entries and then hangs, deaf to its
-// context, like a consumer on a server that vanished; later readers work.
-type stuckLog struct {
+// brokenLog's first `broken` readers run bad instead of reading the log;
+// later readers work.
+type brokenLog struct {
 	*fakeLog
-	mu    sync.Mutex
-	reads int
+	broken int
+	bad    func(from uint64, fn func(logstream.Entry) error) error
+	mu     sync.Mutex
+	reads  int
 }
 
-func (s *stuckLog) Read(ctx context.Context, from uint64, p []int, fn func(logstream.Entry) error) error {
-	s.mu.Lock()
-	s.reads++
-	n := s.reads
-	s.mu.Unlock()
-	if n > 1 {
-		return s.fakeLog.Read(ctx, from, p, fn)
+func (b *brokenLog) Read(ctx context.Context, from uint64, p []int, fn func(logstream.Entry) error) error {
+	b.mu.Lock()
+	b.reads++
+	n := b.reads
+	b.mu.Unlock()
+	if n > b.broken {
+		return b.fakeLog.Read(ctx, from, p, fn)
 	}
-	for _, e := range s.entries[:2] {
-		if err := fn(e); err != nil {
-			return err
+	return b.bad(from, fn)
+}
+
+// stuckLog's first reader delivers two entries and then hangs, deaf to its
+// context, like a consumer on a server that vanished.
+func stuckLog(log *fakeLog) *brokenLog {
+	return &brokenLog{fakeLog: log, broken: 1, bad: func(_ uint64, fn func(logstream.Entry) error) error {
+		for _, e := range log.entries[:2] {
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
-	}
-	select {} // stuck for good
+		select {} // stuck for good
+	}}
 }
 
 func TestStuckReaderIsReopened(t *testing.T) {
@@ -494,7 +504,7 @@ func TestStuckReaderIsReopened(t *testing.T) {
 	log.add(at(base, 20), "a", "during")
 	log.add(at(base, 30), "a", "after the stall")
 	log.add(at(base+1, 200), "", "")
-	src := &stuckLog{fakeLog: log}
+	src := stuckLog(log)
 	_, stop := runConfig(t, bucketer.Config{Source: src, Checkpoints: log, Sink: sink, StallAfter: 200 * time.Millisecond})
 	defer stop()
 	waitSealed(t, sink, base)
@@ -505,29 +515,17 @@ func TestStuckReaderIsReopened(t *testing.T) {
 }
 
 // failingLog's first readers deliver an entry and then fail, as a consumer
-// does when its stream has no leader for a moment; later readers work.
-type failingLog struct {
-	*fakeLog
-	mu    sync.Mutex
-	reads int
-	fails int
-}
-
-func (f *failingLog) Read(ctx context.Context, from uint64, p []int, fn func(logstream.Entry) error) error {
-	f.mu.Lock()
-	f.reads++
-	n := f.reads
-	f.mu.Unlock()
-	if n > f.fails {
-		return f.fakeLog.Read(ctx, from, p, fn)
-	}
-	f.fakeLog.mu.Lock()
-	e := f.fakeLog.entries[min(int(max(from, 1))-1, len(f.fakeLog.entries)-1)]
-	f.fakeLog.mu.Unlock()
-	if err := fn(e); err != nil {
-		return err
-	}
-	return errors.New("nats: no responders available for request")
+// does when its stream has no leader for a moment.
+func failingLog(log *fakeLog, fails int) *brokenLog {
+	return &brokenLog{fakeLog: log, broken: fails, bad: func(from uint64, fn func(logstream.Entry) error) error {
+		log.mu.Lock()
+		e := log.entries[min(int(max(from, 1))-1, len(log.entries)-1)]
+		log.mu.Unlock()
+		if err := fn(e); err != nil {
+			return err
+		}
+		return errors.New("nats: no responders available for request")
+	}}
 }
 
 func TestFailedReaderIsReopenedInPlace(t *testing.T) {
@@ -536,7 +534,7 @@ func TestFailedReaderIsReopenedInPlace(t *testing.T) {
 	log.add(at(base, 20), "a", "two")
 	log.add(at(base, 30), "a", "three")
 	log.add(at(base+1, 200), "", "")
-	src := &failingLog{fakeLog: log, fails: 3}
+	src := failingLog(log, 3)
 	_, stop := runConfig(t, bucketer.Config{Source: src, Checkpoints: log, Sink: sink})
 	defer stop() // and Run must not have ended on a reader's error
 	waitSealed(t, sink, base)
