@@ -239,10 +239,7 @@ func (h *histogram) figures() latencyFigures {
 // tracker matches messages players see to when they were posted.
 type tracker struct {
 	seed   maphash.Seed
-	shards [64]struct {
-		mu   sync.Mutex
-		recs map[string]*posted // by message id
-	}
+	shards [64]trackerShard
 }
 
 type posted struct {
@@ -261,22 +258,31 @@ func newTracker() *tracker {
 	return t
 }
 
-func (t *tracker) shard(id string) *struct {
+// trackerShard is one lock's share of the records.
+type trackerShard struct {
 	mu   sync.Mutex
-	recs map[string]*posted
-} {
+	recs map[string]*posted // by message id
+}
+
+func (t *tracker) shard(id string) *trackerShard {
 	return &t.shards[maphash.String(t.seed, id)%uint64(len(t.shards))]
+}
+
+// rec returns id's record, made if new; the caller holds s.mu.
+func (s *trackerShard) rec(id string) *posted {
+	p := s.recs[id]
+	if p == nil {
+		p = &posted{}
+		s.recs[id] = p
+	}
+	return p
 }
 
 // sent records a posted message; the early sightings of it are measured now.
 func (t *tracker) sent(id string, room int, at time.Time, counted bool, lat *histogram) {
 	s := t.shard(id)
 	s.mu.Lock()
-	p := s.recs[id]
-	if p == nil {
-		p = &posted{}
-		s.recs[id] = p
-	}
+	p := s.rec(id)
 	p.sent, p.room, p.counted = at, room, counted
 	early := p.early
 	p.early = nil
@@ -292,11 +298,7 @@ func (t *tracker) sent(id string, room int, at time.Time, counted bool, lat *his
 func (t *tracker) saw(id string, at time.Time, lat *histogram) {
 	s := t.shard(id)
 	s.mu.Lock()
-	p := s.recs[id]
-	if p == nil {
-		p = &posted{}
-		s.recs[id] = p
-	}
+	p := s.rec(id)
 	p.seen++
 	if p.sent.IsZero() {
 		p.early = append(p.early, at)
