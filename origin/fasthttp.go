@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,7 +57,7 @@ func canonical(p []byte) bool {
 			return false
 		case '/':
 			seg := p[i+1:]
-			if j := indexSlash(seg); j >= 0 {
+			if j := bytes.IndexByte(seg, '/'); j >= 0 {
 				seg = seg[:j]
 			} else if i+1 == len(p) {
 				continue // a trailing slash: not a read path anyway
@@ -67,15 +68,6 @@ func canonical(p []byte) bool {
 		}
 	}
 	return true
-}
-
-func indexSlash(b []byte) int {
-	for i, c := range b {
-		if c == '/' {
-			return i
-		}
-	}
-	return -1
 }
 
 // Header names and values as bytes, shared.
