@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -105,11 +104,11 @@ func (o *Origin) fastObjectResult(ctx *fasthttp.RequestCtx, kind keys.Kind, room
 	varyOrigin := o.fastCORS(ctx)
 	second, err := keys.ParseJSONName(name)
 	if err != nil {
-		fastError(ctx, fasthttp.StatusBadRequest, "bad_second", "the last path element must be {second}.json: "+err.Error())
+		FastError(ctx, fasthttp.StatusBadRequest, "bad_second", "the last path element must be {second}.json: "+err.Error())
 		return badRequest
 	}
 	if kind == keys.Segment && second%keys.SegmentSeconds != 0 {
-		fastError(ctx, fasthttp.StatusBadRequest, "bad_segment", keys.ErrAligned.Error())
+		FastError(ctx, fasthttp.StatusBadRequest, "bad_segment", keys.ErrAligned.Error())
 		return badRequest
 	}
 	// Not ctx: a fasthttp RequestCtx is reused once the handler returns,
@@ -120,13 +119,13 @@ func (o *Origin) fastObjectResult(ctx *fasthttp.RequestCtx, kind keys.Kind, room
 	case err != nil:
 		o.log.Warn("store read failed", "room", room, "kind", kind, "second", second, "err", err)
 		h.SetCanonical(hnRetryAfter, hbOne)
-		fastError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable", "the store could not be read; try again")
+		FastError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable", "the store could not be read; try again")
 		return storeError
 	case res == future:
-		fastError(ctx, fasthttp.StatusNotFound, "future", fmt.Sprintf("%s %d is too far in the future", kind, second))
+		FastError(ctx, fasthttp.StatusNotFound, "future", fmt.Sprintf("%s %d is too far in the future", kind, second))
 		return res
 	case res == notSealed:
-		fastError(ctx, fasthttp.StatusNotFound, "not_sealed", fmt.Sprintf("%s %d is not sealed yet; ask again", kind, second))
+		FastError(ctx, fasthttp.StatusNotFound, "not_sealed", fmt.Sprintf("%s %d is not sealed yet; ask again", kind, second))
 		return res
 	}
 	if fastItem(ctx, it, varyOrigin) {
@@ -200,29 +199,22 @@ func (o *Origin) fastHead(ctx *fasthttp.RequestCtx, room string) {
 	m := o.marks[keys.Partition(room)].Load()
 	if m == nil {
 		h.SetCanonical(hnRetryAfter, hbOne)
-		fastError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", "the origin has not heard from a writer yet")
+		FastError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", "the origin has not heard from a writer yet")
 		o.metrics.heads[notSealed].Inc()
 		return
 	}
 	var buf [96]byte
-	out := buf[:0]
-	out = append(out, `{"now_ms":`...)
-	out = strconv.AppendInt(out, o.cfg.Now().UnixMilli(), 10)
-	out = append(out, `,"sealed":`...)
-	out = strconv.AppendInt(out, m.sealed, 10)
-	out = append(out, `,"bucket_seconds":1,"poll_ms":`...)
-	out = strconv.AppendInt(out, int64(o.cfg.PollMS), 10)
-	out = append(out, "}\n"...)
-	ctx.Write(out)
+	ctx.Write(o.appendHead(buf[:0], m.sealed))
 	h.SetContentTypeBytes(hbJSON)
 	h.SetCanonical(hnCacheControl, hbHeadCache)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	o.metrics.heads[fromRing].Inc()
 }
 
-// fastError is httpx.Error for fasthttp: a JSON {"code","message"} that no
-// cache keeps.
-func fastError(ctx *fasthttp.RequestCtx, status int, code, message string) {
+// FastError is httpx.Error for fasthttp: a JSON {"code","message"} that no
+// cache keeps. The server answers its own errors (a header too large, a
+// body too large) with it too.
+func FastError(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	h := &ctx.Response.Header
 	h.DelBytes(hnContentEnc)
 	h.DelBytes(hnETag)
@@ -233,12 +225,6 @@ func fastError(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	b = append(b, '\n')
 	ctx.SetStatusCode(status)
 	ctx.Response.SetBodyRaw(b)
-}
-
-// FastError answers a fasthttp request with the JSON error every handler
-// uses; for the server's own errors (a header too large, a body too large).
-func FastError(ctx *fasthttp.RequestCtx, status int, code, message string) {
-	fastError(ctx, status, code, message)
 }
 
 // b2s views b as a string without copying; the string must not outlive

@@ -418,6 +418,17 @@ type Head struct {
 	PollMS        int   `json:"poll_ms"`
 }
 
+// appendHead appends the head body for a room sealed through sealed.
+func (o *Origin) appendHead(b []byte, sealed int64) []byte {
+	b = append(b, `{"now_ms":`...)
+	b = strconv.AppendInt(b, o.cfg.Now().UnixMilli(), 10)
+	b = append(b, `,"sealed":`...)
+	b = strconv.AppendInt(b, sealed, 10)
+	b = append(b, `,"bucket_seconds":1,"poll_ms":`...)
+	b = strconv.AppendInt(b, int64(o.cfg.PollMS), 10)
+	return append(b, "}\n"...)
+}
+
 func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request, room string) {
 	h := w.Header()
 	o.cfg.CORS.Apply(h, r)
@@ -433,14 +444,7 @@ func (o *Origin) serveHead(w http.ResponseWriter, r *http.Request, room string) 
 		o.metrics.heads[notSealed].Inc()
 		return
 	}
-	b := make([]byte, 0, 96)
-	b = append(b, `{"now_ms":`...)
-	b = strconv.AppendInt(b, o.cfg.Now().UnixMilli(), 10)
-	b = append(b, `,"sealed":`...)
-	b = strconv.AppendInt(b, m.sealed, 10)
-	b = append(b, `,"bucket_seconds":1,"poll_ms":`...)
-	b = strconv.AppendInt(b, int64(o.cfg.PollMS), 10)
-	b = append(b, "}\n"...)
+	b := o.appendHead(make([]byte, 0, 96), m.sealed)
 	h["Content-Type"] = hvJSON
 	h["Cache-Control"] = hvHead
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
